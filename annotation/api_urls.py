@@ -1,0 +1,17 @@
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from annotation import api
+
+router = DefaultRouter()
+router.register("cases", api.CaseViewSet, basename="case")
+router.register("chains", api.ChainViewSet, basename="chain")
+router.register("steps", api.StepViewSet, basename="step")
+router.register("assignments", api.AssignmentViewSet, basename="assignment")
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,186 @@
+"""Demo data: users for each role and a dozen cases with images the code draws itself.
+
+The cases go through the same importer as real data, as RadRBench-style records.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from annotation import services, synthetic
+from annotation.importing import ImportResult, import_cases
+from annotation.models import Case, Chain, Role
+
+SOURCE = "demo"
+USERS = [
+    ("alice", Role.RADIOLOGIST, "alice-reads-films"),
+    ("bob", Role.RADIOLOGIST, "bob-reads-films"),
+    ("carol", Role.CURATOR, "carol-curates-data"),
+    ("dave", Role.RESEARCHER, "dave-trains-models"),
+]
+
+_EFFUSION = "FINDINGS: Moderate right pleural effusion with adjacent basilar atelectasis. No pneumothorax. Heart size is normal. IMPRESSION: Moderate right pleural effusion."
+_NORMAL = "FINDINGS: The lungs are clear. No pleural effusion or pneumothorax. Cardiomediastinal silhouette is normal. No acute osseous abnormality. IMPRESSION: No acute cardiopulmonary process."
+_CARDIO = "FINDINGS: The heart is enlarged. Mild pulmonary vascular congestion and interstitial edema. Small bilateral pleural effusions. No focal consolidation. IMPRESSION: Cardiomegaly with mild pulmonary edema."
+_NODULE = "FINDINGS: A 1.5 cm nodule projects over the left upper lobe. Lungs otherwise clear. No effusion. IMPRESSION: Left upper lobe nodule; CT recommended."
+_PNEUMONIA = "FINDINGS: Right lower lobe consolidation, concerning for pneumonia. No pneumothorax. Heart size normal. IMPRESSION: Right lower lobe pneumonia."
+_DEVICES = "FINDINGS: Endotracheal tube terminates 4 cm above the carina. Nasogastric tube courses below the diaphragm. Left chest tube in place. No pneumothorax. IMPRESSION: Support devices in standard position."
+
+CASES: list[dict[str, Any]] = [
+    {"item_id": "demo-001", "task": "binary", "image": ("dicom", 1, "effusion"),
+     "question": "Does this chest X-ray show pleural effusion? Options:\nA) Yes\nB) No", "answer": "A", "answer_content": "Yes",
+     "report": _EFFUSION,
+     "steps": ["To decide whether a pleural effusion is present, examine both costophrenic angles and the lung bases for blunting or a meniscus.",
+               "The right costophrenic angle is blunted with a meniscus-shaped opacity at the right base, consistent with a moderate effusion.",
+               "The left costophrenic angle is sharp.",
+               "The heart appears enlarged.",
+               "Therefore the chest X-ray shows a pleural effusion: the answer is A) Yes."]},
+    {"item_id": "demo-002", "task": "binary", "image": ("png", 2, None),
+     "question": "Does this chest X-ray show pneumothorax? Options:\nA) Yes\nB) No", "answer": "B", "answer_content": "No",
+     "report": _NORMAL,
+     "steps": "To assess for pneumothorax, look for a visceral pleural line with absent lung markings beyond it, especially at the apices. Lung markings extend to the chest wall on both sides. No pleural line is seen. Therefore there is no pneumothorax: the answer is B) No."},
+    {"item_id": "demo-003", "task": "binary", "image": ("dicom_mono1", 3, None),
+     "question": "Does this chest X-ray show support devices? Options:\nA) Yes\nB) No", "answer": "A", "answer_content": "Yes",
+     "report": _DEVICES,
+     "steps": ["Support devices include tubes, lines and cardiac devices; trace each linear radiopaque structure.",
+               "An endotracheal tube terminates above the carina.",
+               "A nasogastric tube passes below the diaphragm.",
+               "A left chest tube is present.",
+               "Support devices are present: the answer is A) Yes."]},
+    {"item_id": "demo-004", "task": "single", "image": ("dicom", 4, "effusion"),
+     "question": "Which finding is in this chest X-ray? Options:\nA) Pneumothorax\nB) Pleural Effusion\nC) Fracture\nD) Cardiomegaly", "answer": "B",
+     "report": _EFFUSION,
+     "steps": ["The question asks which of four findings is present: examine the pleura, the bones and the heart.",
+               "A) No pleural line or absent lung markings: no pneumothorax.",
+               "B) The right costophrenic angle is blunted by fluid: pleural effusion is present.",
+               "C) The ribs and clavicles are intact: no fracture.",
+               "D) The cardiothoracic ratio is below 0.5: no cardiomegaly.",
+               "The answer is B) Pleural Effusion."]},
+    {"item_id": "demo-005", "task": "single", "image": ("png", 5, "nodule"),
+     "question": "Which finding is in this chest X-ray? Options:\nA) Edema\nB) Lung Lesion\nC) Pneumonia\nD) Atelectasis", "answer": "B",
+     "report": _NODULE,
+     "steps": ["Compare the four options by looking at the lung parenchyma and the hila.",
+               "A) The interstitium is not thickened and there are no Kerley lines: no edema.",
+               "B) A well-defined round opacity projects over the left upper zone: a lung lesion.",
+               "C) There is no lobar consolidation: no pneumonia.",
+               "D) Lung volumes are preserved: no atelectasis.",
+               "The answer is B) Lung Lesion."]},
+    {"item_id": "demo-006", "task": "single", "image": ("dicom", 6, "consolidation"),
+     "question": "Which finding is in this chest X-ray? Options:\nA) Pneumonia\nB) Pneumothorax\nC) Support Devices\nD) Enlarged Cardiomediastinum", "answer": "A",
+     "report": _PNEUMONIA,
+     "steps": ["Examine the lungs, pleura, mediastinum and any lines or tubes.",
+               "A) Dense consolidation in the right lower zone with air bronchograms suggests pneumonia.",
+               "B) No pleural line: no pneumothorax.",
+               "C) No tubes or lines are seen.",
+               "D) The mediastinum is of normal width.",
+               "The answer is A) Pneumonia."]},
+    {"item_id": "demo-007", "task": "multi", "image": ("dicom", 7, "cardiomegaly"),
+     "question": "Which findings are in this chest X-ray? Options:\nA) Cardiomegaly\nB) Edema\nC) Pneumothorax\nD) Pleural Effusion", "answer": "A, B, D",
+     "report": _CARDIO,
+     "steps": ["Several findings may be present: check the heart size, the pulmonary vessels, the pleural spaces.",
+               "A) The cardiac silhouette is enlarged: cardiomegaly.",
+               "B) Vascular congestion and interstitial opacities: pulmonary edema.",
+               "C) No pleural line: no pneumothorax.",
+               "D) Both costophrenic angles are blunted: small bilateral effusions.",
+               "The answer is A, B and D."]},
+    {"item_id": "demo-008", "task": "multi", "image": ("png16", 8, "consolidation"),
+     "question": "Which findings are in this chest X-ray? Options:\nA) Consolidation\nB) Fracture\nC) Pneumonia\nD) Cardiomegaly", "answer": "AC",
+     "report": _PNEUMONIA,
+     "steps": ["Check the lungs for airspace disease, the bones for fractures and the heart size.",
+               "A) Right lower lobe airspace opacity: consolidation.",
+               "B) No cortical break in the ribs: no fracture.",
+               "C) The consolidation in this clinical setting indicates pneumonia.",
+               "D) The heart is normal in size.",
+               "The answer is A and C."]},
+    {"item_id": "demo-009", "task": "open", "image": ("dicom", 9, "cardiomegaly"),
+     "question": "Which findings are in this chest X-ray?", "answer": "cardiomegaly, edema, pleural effusion",
+     "report": _CARDIO,
+     "steps": ["Review the heart, vessels, lungs, pleura and devices in turn.",
+               "The heart is enlarged.",
+               "There is vascular congestion with interstitial edema.",
+               "Small bilateral pleural effusions blunt the costophrenic angles.",
+               "No consolidation or pneumothorax.",
+               "Findings: cardiomegaly, edema, pleural effusion."]},
+    {"item_id": "demo-010", "task": "open", "image": ("png", 10, None),
+     "question": "Which findings are in this chest X-ray?", "answer": "no finding",
+     "report": _NORMAL,
+     "steps": "Review the heart, mediastinum, lungs, pleura and bones. The heart and mediastinum are normal. The lungs are clear. There is no effusion or pneumothorax. The bones are intact. There is no finding."},
+    {"item_id": "demo-011", "task": "temporal", "image": ("pair", 11, "effusion"),
+     "question": "How has the pleural effusion changed since the prior study? Options:\nA) Improving\nB) Stable\nC) Worsening", "answer": "A",
+     "report_prior": "FINDINGS: Large right pleural effusion. IMPRESSION: Large right pleural effusion.",
+     "report": "FINDINGS: Decreased right pleural effusion, now small. IMPRESSION: Improving right pleural effusion.",
+     "steps": ["Compare the right pleural effusion on the prior and current images.",
+               "On the prior image the effusion reaches the mid zone.",
+               "On the current image only the costophrenic angle is blunted.",
+               "The effusion has decreased: the answer is A) Improving."]},
+    {"item_id": "demo-012", "task": "temporal", "image": ("pair", 12, "consolidation"),
+     "question": "How has the consolidation changed since the prior study? Options:\nA) Improving\nB) Stable\nC) Worsening", "answer": "C",
+     "report_prior": "FINDINGS: Patchy right lower lobe opacity. IMPRESSION: Early pneumonia.",
+     "report": "FINDINGS: Increased right lower lobe consolidation now involving the middle lobe. IMPRESSION: Worsening pneumonia.",
+     "steps": ["Compare the extent of right lung airspace disease on both studies.",
+               "The prior shows patchy opacity at the right base.",
+               "The current shows denser, larger consolidation extending upward.",
+               "The consolidation is worse: the answer is C) Worsening."]},
+]
+
+
+def _write_images(folder: Path, spec: tuple[str, int, str | None]) -> list[str]:
+    kind, seed, lesion = spec
+    if kind == "pair":
+        prior, current = f"case{seed}/prior.dcm", f"case{seed}/current.dcm"
+        (folder / f"case{seed}").mkdir()
+        synthetic.write_chest_dicom(folder / prior, seed=seed, size=768, lesion=lesion)
+        synthetic.write_chest_dicom(folder / current, seed=seed + 100, size=768, lesion=None if seed == 11 else lesion)
+        return [prior, current]
+    if kind in ("dicom", "dicom_mono1"):
+        name = f"case{seed}.dcm"
+        synthetic.write_chest_dicom(folder / name, seed=seed, size=1024, lesion=lesion, monochrome1=kind == "dicom_mono1")
+        return [name]
+    name = f"case{seed}.png"
+    synthetic.write_chest_png(folder / name, seed=seed, size=768, bits=16 if kind == "png16" else 8, lesion=lesion)
+    return [name]
+
+
+def create_users() -> list[tuple[str, str, str]]:
+    users = get_user_model()
+    for username, role, password in USERS:
+        user, created = users.objects.get_or_create(username=username)
+        if created:
+            user.set_password(password)
+            user.save()
+        services.set_role(user, role)
+    return [(u, str(r), p) for u, r, p in USERS]
+
+
+def seed() -> ImportResult | None:
+    """Create the demo users and cases once; a second call adds nothing."""
+    create_users()
+    if Case.objects.filter(source=SOURCE).exists():
+        return None
+    with tempfile.TemporaryDirectory(prefix="demo-") as tmp:
+        folder = Path(tmp)
+        lines = []
+        for spec in CASES:
+            record = {k: v for k, v in spec.items() if k not in ("image", "report", "report_prior", "steps")}
+            record["reason_steps"] = spec["steps"]
+            record["image_path"] = _write_images(folder, spec["image"])
+            if "report_prior" in spec:
+                record["original_report1"], record["original_report2"] = spec["report_prior"], spec["report"]
+            else:
+                record["original_report"] = spec["report"]
+            record["dataset_name"] = "Demo"
+            lines.append(json.dumps(record))
+        cases_file = folder / "cases.jsonl"
+        cases_file.write_text("\n".join(lines) + "\n")
+        result = import_cases(cases_file, source=SOURCE, image_dir=folder, origin=Chain.Origin.MINED_LLM)
+    alice = get_user_model().objects.get(username="alice")
+    curator = get_user_model().objects.get(username="carol")
+    with transaction.atomic():
+        services.assign_chains(Chain.objects.filter(case__source=SOURCE), alice, by=curator)
+    return result

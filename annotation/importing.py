@@ -1,0 +1,549 @@
+"""Import RadRBench-style case records (JSONL or a JSON array) with their images.
+
+The whole file is parsed and validated first; then every valid record is written in one
+transaction, so a crash never leaves half a file behind. Records that cannot be imported are
+listed in a report (file, line, field, reason), and so are warnings such as a missing image.
+Re-importing the same file creates nothing new: cases are keyed by source + item id + the
+hash of their content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from annotation import imaging
+from annotation.models import Case, CaseImage, Chain, Image, ImportRun, Report, Step, Study, TaskType
+from cxr.questions import parse_answer, parse_question
+from cxr.text import split_steps
+
+TASK_ALIASES = {
+    "chexpert_binary": TaskType.BINARY,
+    "chexpert_single": TaskType.SINGLE,
+    "chexpert_multi": TaskType.MULTI,
+    "chexpert_multi_no_option": TaskType.OPEN,
+    **{t.value: t for t in TaskType},
+}
+BATCH = 2000
+
+
+@dataclass
+class Problem:
+    file: str
+    line: int
+    field: str
+    reason: str
+    kind: str = "rejected"  # or "warning": imported, with something missing
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" + (f" [{self.field}]" if self.field else "")
+        return f"{where}: {self.reason}"
+
+
+@dataclass
+class ImportResult:
+    imported: int = 0
+    duplicates: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    report_path: Path | None = None
+    run: ImportRun | None = None
+
+    @property
+    def rejected(self) -> int:
+        return sum(1 for p in self.problems if p.kind == "rejected")
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for p in self.problems if p.kind == "warning")
+
+    def summary(self) -> str:
+        text = f"Imported {self.imported} cases, {self.rejected} rejected"
+        extras = []
+        if self.duplicates:
+            extras.append(f"{self.duplicates} already present")
+        if self.warnings:
+            extras.append(f"{self.warnings} warnings")
+        if extras:
+            text += f" ({', '.join(extras)})"
+        if self.report_path is not None:
+            text += f": see {self.report_path}"
+        return text
+
+
+class RecordError(ValueError):
+    def __init__(self, field_name: str, reason: str) -> None:
+        self.field = field_name
+        super().__init__(reason)
+
+
+@dataclass
+class ParsedCase:
+    line: int
+    key: tuple[str, str, str]
+    task_type: str
+    question: str
+    options: list[dict[str, str]]
+    answer: list[str]
+    answer_content: str
+    dataset_name: str
+    steps: list[str]
+    report: str
+    prior_report: str
+    image_paths: list[str]
+    patient_hint: str
+    origin: str
+    split: str
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def read_records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
+    """Yield (line number, record or None, error). A `.json` file may hold one array."""
+    with path.open("rb") as handle:
+        head = handle.read(1 << 16).lstrip()
+    if head[:1] == b"[":
+        try:
+            records = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            yield getattr(exc, "lineno", 1), None, f"unreadable JSON: {exc}"
+            return
+        for index, record in enumerate(records, start=1):
+            yield index, record, None
+        return
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                yield number, json.loads(raw.decode("utf-8")), None
+            except UnicodeDecodeError as exc:
+                yield number, None, f"not UTF-8 text: {exc.reason} at byte {exc.start}"
+            except json.JSONDecodeError as exc:
+                yield number, None, f"unreadable JSON: {exc.msg} at column {exc.colno}"
+
+
+def _text(record: dict[str, Any], name: str, *, required: bool = False) -> str:
+    value = record.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise RecordError(name, f"missing field {name!r}")
+        return ""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value)
+    if not isinstance(value, (str, int, float)):
+        raise RecordError(name, f"{name!r} should be text, not {type(value).__name__}")
+    return str(value).strip()
+
+
+def _steps(value: Any) -> list[str]:
+    """reason_steps comes as a list, one string, or an object holding either."""
+    if isinstance(value, dict):
+        for name in ("steps", "reason_steps", "reasoning", "chain", "text"):
+            if name in value:
+                return _steps(value[name])
+        if len(value) == 1:
+            return _steps(next(iter(value.values())))
+        raise RecordError("reason_steps", f"object with keys {sorted(value)} holds no steps")
+    if isinstance(value, str):
+        steps = split_steps(value)
+    elif isinstance(value, list):
+        steps = []
+        for index, item in enumerate(value):
+            if isinstance(item, dict):
+                item = item.get("text") or item.get("step") or ""
+            if not isinstance(item, str):
+                raise RecordError("reason_steps", f"step {index + 1} is {type(item).__name__}")
+            steps.append(" ".join(item.split()))
+    else:
+        raise RecordError("reason_steps", f"missing or not a list/string ({type(value).__name__})")
+    steps = [s for s in steps if s]
+    if not steps:
+        raise RecordError("reason_steps", "no steps")
+    return steps
+
+
+def _task_type(record: dict[str, Any], options: list[Any], answer: list[str]) -> str:
+    given = record.get("task") or record.get("task_type")
+    if given:
+        if given not in TASK_ALIASES:
+            raise RecordError("task", f"unknown task type {given!r}")
+        return str(TASK_ALIASES[given])
+    if record.get("original_report1") or record.get("original_report2"):
+        return TaskType.TEMPORAL
+    if not options:
+        return TaskType.OPEN
+    texts = {o.text.strip().lower() for o in options}
+    if texts == {"yes", "no"}:
+        return TaskType.BINARY
+    return TaskType.MULTI if len(answer) > 1 else TaskType.SINGLE
+
+
+def content_hash(record: dict[str, Any]) -> str:
+    keys = (
+        "question", "answer", "reason_steps", "original_report", "original_report1",
+        "original_report2", "image_path", "task", "dataset_name",
+    )
+    canonical = json.dumps({k: record.get(k) for k in keys}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_record(record: Any, line: int, *, source: str, origin: str) -> ParsedCase:
+    if not isinstance(record, dict):
+        raise RecordError("", f"a record must be a JSON object, not {type(record).__name__}")
+    question_text = _text(record, "question", required=True)
+    parsed = parse_question(question_text)
+    raw_answer = record.get("answer")
+    if raw_answer is None or raw_answer == "" or raw_answer == []:
+        raise RecordError("answer", "missing field 'answer'")
+    try:
+        answer = parse_answer(raw_answer, parsed.options)
+    except ValueError as exc:
+        raise RecordError("answer", str(exc)) from None
+    steps = _steps(record.get("reason_steps"))
+    temporal = bool(record.get("original_report1") or record.get("original_report2"))
+    if temporal:
+        report, prior = _text(record, "original_report2"), _text(record, "original_report1")
+    else:
+        report, prior = _text(record, "original_report"), ""
+    paths = record.get("image_path") or []
+    if isinstance(paths, str):
+        paths = [paths]
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise RecordError("image_path", "image_path must be a list of paths")
+    item_id = _text(record, "item_id")
+    origin = record.get("origin") or origin
+    if origin not in Chain.Origin.values:
+        raise RecordError("origin", f"unknown origin {origin!r}")
+    return ParsedCase(
+        line=line,
+        key=(source, item_id, content_hash(record)),
+        task_type=_task_type(record, parsed.options, answer),
+        question=question_text,
+        options=[{"key": o.key, "text": o.text} for o in parsed.options],
+        answer=answer,
+        answer_content=_text(record, "answer_content"),
+        dataset_name=_text(record, "dataset_name"),
+        steps=steps,
+        report=report,
+        prior_report=prior,
+        image_paths=paths,
+        patient_hint=_text(record, "patient_id") or " ".join(paths) or item_id,
+        origin=origin,
+        split=_text(record, "split"),
+    )
+
+
+# --- images ----------------------------------------------------------------------------------
+
+
+_PATIENT_PATTERNS = (
+    re.compile(r"/p\d{2}/p(\d+)/s(\d+)/"),  # MIMIC-CXR: files/p12/p12185775/s56614076/
+    re.compile(r"(patient\d+)/(study\d+)"),  # CheXpert
+)
+
+
+def pseudonym(source: str, text: str) -> str:
+    """A stable pseudonymous key: never the raw identifier, which may be PHI."""
+    return hashlib.sha256(f"{source}\x00{text}".encode()).hexdigest()[:16]
+
+
+def patient_and_study(source: str, hint: str, fallback: str) -> tuple[str, str]:
+    for pattern in _PATIENT_PATTERNS:
+        match = pattern.search(hint)
+        if match:
+            return pseudonym(source, match.group(1)), pseudonym(source, match.group(0))
+    return pseudonym(source, hint or fallback), pseudonym(source, hint or fallback)
+
+
+def resolve_image(image_dir: Path | None, name: str) -> Path | None:
+    """Find `name` under `image_dir`: the full relative path, then ever shorter tails of it."""
+    if image_dir is None:
+        return None
+    parts = [p for p in Path(name).parts if p not in ("/", "..", ".")]
+    root = image_dir.resolve()
+    for start in range(len(parts)):
+        candidate = (root / Path(*parts[start:])).resolve()
+        if candidate.is_relative_to(root) and candidate.is_file():
+            return candidate
+    return None
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def store_image(path: Path) -> Image:
+    """Validate, then copy into the content-addressed store (idempotent by sha256)."""
+    digest = sha256_file(path)
+    existing = Image.objects.filter(sha256=digest).first()
+    if existing is not None:
+        return existing
+    info = imaging.inspect_image(path, max_pixels=settings.MAX_IMAGE_PIXELS)
+    center, width = info.window_center, info.window_width
+    if center is None or width is None:
+        center, width = info.default_window()
+    image = Image(
+        sha256=digest, kind=info.kind, width=info.width, height=info.height,
+        bits_stored=info.bits_stored, photometric=info.photometric or "",
+        modality=info.modality or "", view_position=info.view_position or "",
+        window_center=center, window_width=width,
+        transfer_syntax=info.transfer_syntax or "", size_bytes=path.stat().st_size,
+    )
+    target = settings.IMAGE_STORE / image.relative_path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        temporary = target.with_suffix(".part")
+        shutil.copyfile(path, temporary)
+        temporary.replace(target)  # atomic: a reader never sees half a file
+    image.save()
+    return image
+
+
+# --- the import ------------------------------------------------------------------------------
+
+
+def import_cases(
+    path: Path,
+    *,
+    source: str,
+    image_dir: Path | None = None,
+    origin: str = Chain.Origin.MINED_LLM,
+    user: Any = None,
+    display_name: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Import every valid record of `path`; report the rest. See the module docstring."""
+    name = display_name or path.name
+    result = ImportResult()
+    parsed: list[ParsedCase] = []
+    seen: set[tuple[str, str, str]] = set()
+    for line, record, error in read_records(path):
+        if progress:
+            progress(1)
+        if error:
+            result.problems.append(Problem(name, line, "", error))
+            continue
+        try:
+            case = parse_record(record, line, source=source, origin=origin)
+        except RecordError as exc:
+            result.problems.append(Problem(name, line, exc.field, str(exc)))
+            continue
+        if case.key in seen:
+            result.duplicates += 1
+            continue
+        seen.add(case.key)
+        parsed.append(case)
+
+    with transaction.atomic():
+        for start in range(0, len(parsed), BATCH):
+            _write_batch(parsed[start : start + BATCH], name, image_dir, result)
+        result.run = ImportRun.objects.create(
+            source=source, filename=name, started_by=user if user and user.pk else None,
+            imported=result.imported, duplicates=result.duplicates, rejected=result.rejected,
+            warnings=result.warnings,
+            problems=[p.__dict__ for p in result.problems[:5000]],
+        )
+    if result.problems:
+        result.report_path = write_report(result, name)
+        ImportRun.objects.filter(pk=result.run.pk).update(report_path=str(result.report_path))
+    return result
+
+
+def _write_batch(
+    batch: list[ParsedCase], name: str, image_dir: Path | None, result: ImportResult
+) -> None:
+    existing = set(
+        Case.objects.filter(
+            source=batch[0].key[0], content_hash__in=[c.key[2] for c in batch]
+        ).values_list("source", "external_id", "content_hash")
+    )
+    fresh = [c for c in batch if c.key not in existing]
+    result.duplicates += len(batch) - len(fresh)
+    images: dict[int, list[Image]] = {}
+    accepted: list[ParsedCase] = []
+    for case in fresh:
+        try:
+            images[case.line] = _case_images(case, name, image_dir, result)
+        except RecordError as exc:
+            result.problems.append(Problem(name, case.line, exc.field, str(exc)))
+            continue
+        accepted.append(case)
+    if not accepted:
+        return
+    studies = _studies(accepted)
+    reports: dict[tuple[str, str], Report] = {}
+    cases = []
+    for parsed in accepted:
+        study = studies[parsed.line]
+        report = _report(reports, study, parsed.report)
+        prior = _report(reports, None, parsed.prior_report)
+        cases.append(
+            Case(
+                source=parsed.key[0], external_id=parsed.key[1], content_hash=parsed.key[2],
+                dataset_name=parsed.dataset_name, task_type=parsed.task_type,
+                question=parsed.question, options=parsed.options, answer=parsed.answer,
+                answer_content=parsed.answer_content, split=parsed.split,
+                report=report, prior_report=prior,
+            )
+        )
+    Report.objects.bulk_create([r for r in reports.values() if r.pk is None])
+    for case in cases:  # bulk_create set the reports' keys after the cases were built
+        case.report_id = case.report.pk if case.report else None
+        case.prior_report_id = case.prior_report.pk if case.prior_report else None
+    Case.objects.bulk_create(cases)
+    chains = [Chain(case=case, origin=parsed.origin) for case, parsed in zip(cases, accepted)]
+    Chain.objects.bulk_create(chains)
+    steps = [
+        Step(chain=chain, position=i, text=text, original_text=text)
+        for chain, parsed in zip(chains, accepted)
+        for i, text in enumerate(parsed.steps, start=1)
+    ]
+    Step.objects.bulk_create(steps, batch_size=5000)
+    links = []
+    for case, parsed in zip(cases, accepted):
+        found = images[parsed.line]
+        labels = ["prior", "current"] if parsed.task_type == TaskType.TEMPORAL and len(found) == 2 else [""] * len(found)
+        links += [
+            CaseImage(case=case, image=image, position=i, label=label)
+            for i, (image, label) in enumerate(zip(found, labels))
+        ]
+    CaseImage.objects.bulk_create(links)
+    result.imported += len(cases)
+
+
+def _case_images(
+    case: ParsedCase, name: str, image_dir: Path | None, result: ImportResult
+) -> list[Image]:
+    found: list[Image] = []
+    for index, image_name in enumerate(case.image_paths):
+        location = resolve_image(image_dir, image_name)
+        if location is None:
+            where = "no --images folder given" if image_dir is None else f"not found under {image_dir}"
+            result.problems.append(
+                Problem(name, case.line, f"image_path[{index}]",
+                        f"image {Path(image_name).name!r} {where}: imported without it", "warning")
+            )
+            continue
+        try:
+            found.append(store_image(location))
+        except imaging.ImageError as exc:
+            raise RecordError(f"image_path[{index}]", str(exc)) from None
+    return found
+
+
+def _studies(cases: list[ParsedCase]) -> dict[int, Study]:
+    keys = {}
+    for case in cases:
+        patient, study = patient_and_study(case.key[0], case.patient_hint, case.key[2])
+        keys[case.line] = (case.key[0], study, patient)
+    wanted = {(source, study) for source, study, _ in keys.values()}
+    known = {
+        (s.source, s.external_id): s
+        for s in Study.objects.filter(external_id__in=[k[1] for k in wanted])
+    }
+    new = []
+    for source, study, patient in keys.values():
+        if (source, study) not in known:
+            known[(source, study)] = Study(source=source, external_id=study, patient_key=patient)
+            new.append(known[(source, study)])
+    Study.objects.bulk_create(new)
+    return {line: known[(source, study)] for line, (source, study, _) in keys.items()}
+
+
+def _report(cache: dict[tuple[str, str], Report], study: Study | None, text: str) -> Report | None:
+    if not text:
+        return None
+    key = (study.external_id if study else "", text)
+    if key not in cache:
+        findings, impression = _sections(text)
+        cache[key] = Report(study=study, text=text, findings=findings, impression=impression)
+    return cache[key]
+
+
+def _sections(text: str) -> tuple[str, str]:
+    try:
+        from cxr.sections import split_sections
+    except ImportError:  # sectioning arrives with the mining work; plain text still imports
+        return "", ""
+    sections = split_sections(text)
+    return sections.get("findings", ""), sections.get("impression", "")
+
+
+def write_report(result: ImportResult, name: str) -> Path:
+    folder = settings.IMPORT_REPORTS
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%S%f")
+    path = folder / f"{stamp}-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.txt"
+    lines = [f"{p.kind.upper()}\t{p}" for p in result.problems]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# --- uploads from the curator page -----------------------------------------------------------
+
+
+class UnsafeArchive(ValueError):
+    pass
+
+
+def extract_zip(archive: Path, target: Path, *, max_bytes: int, max_files: int = 100_000) -> None:
+    """Extract an uploaded zip of images, refusing path escapes and zip bombs."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = zf.infolist()
+            if len(members) > max_files:
+                raise UnsafeArchive(f"{archive.name}: more than {max_files} files")
+            total = sum(m.file_size for m in members)
+            if total > max_bytes:
+                raise UnsafeArchive(
+                    f"{archive.name}: unpacks to {total:,} bytes, over the {max_bytes:,} limit"
+                )
+            root = target.resolve()
+            for member in members:
+                destination = (root / member.filename).resolve()
+                if not destination.is_relative_to(root):
+                    raise UnsafeArchive(f"{archive.name}: {member.filename!r} escapes the archive")
+            zf.extractall(root)
+    except zipfile.BadZipFile as exc:
+        raise UnsafeArchive(f"{archive.name}: not a zip file ({exc})") from None
+
+
+def import_upload(
+    cases_file: Any, images_zip: Any | None, *, source: str, user: Any
+) -> ImportResult:
+    with tempfile.TemporaryDirectory(prefix="import-") as tmp:
+        folder = Path(tmp)
+        cases_path = folder / "cases.jsonl"
+        with cases_path.open("wb") as out:
+            for chunk in cases_file.chunks():
+                out.write(chunk)
+        image_dir = None
+        if images_zip is not None:
+            zip_path = folder / "images.zip"
+            with zip_path.open("wb") as out:
+                for chunk in images_zip.chunks():
+                    out.write(chunk)
+            image_dir = folder / "images"
+            image_dir.mkdir()
+            extract_zip(zip_path, image_dir, max_bytes=settings.MAX_UPLOAD_BYTES)
+        return import_cases(
+            cases_path, source=source, image_dir=image_dir, user=user,
+            display_name=Path(cases_file.name).name,
+        )

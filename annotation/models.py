@@ -1,0 +1,394 @@
+"""The workbench's domain model (see DESIGN.md: Domain model).
+
+Single-object state changes live here as methods (`step.mark`, `chain.verify`); every change
+writes a ReviewEvent row, and concurrent writers are kept apart by version numbers: an update
+based on a stale version is refused with `StaleVersion`, never applied over a newer edit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F
+from django.utils import timezone
+
+
+class StaleVersion(Exception):
+    """A write was based on a version that is no longer current."""
+
+    def __init__(self, obj: models.Model, expected: int) -> None:
+        self.obj = obj
+        self.expected = expected
+        super().__init__(
+            f"{type(obj).__name__} {obj.uuid} changed since you loaded it "
+            f"(your version {expected}, current {obj.version})"  # type: ignore[attr-defined]
+        )
+
+
+class WorkflowError(Exception):
+    """An action that the object's current state does not allow (e.g. verify with unjudged steps)."""
+
+
+class Role(models.TextChoices):
+    RADIOLOGIST = "radiologist", "Radiologist"
+    CURATOR = "curator", "Curator"
+    RESEARCHER = "researcher", "Researcher"
+
+
+class TaskType(models.TextChoices):
+    BINARY = "binary", "Binary"
+    SINGLE = "single", "Single choice"
+    MULTI = "multi", "Multiple choice"
+    OPEN = "open", "Open multi-finding"
+    TEMPORAL = "temporal", "Temporal comparison"
+    ANOMALY = "anomaly", "Anomaly"
+
+
+class Study(models.Model):
+    """A patient examination. `patient_key` is a pseudonym we derive, never a DICOM PatientID."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    source = models.CharField(max_length=100)
+    external_id = models.CharField(max_length=200, help_text="Pseudonymous study key from the source")
+    patient_key = models.CharField(max_length=64, blank=True, db_index=True)
+    study_date = models.DateField(null=True, blank=True)
+    prior = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        constraints = [
+            models.UniqueConstraint(fields=["source", "external_id"], name="study_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.external_id}"
+
+
+class Image(models.Model):
+    """A content-addressed image file. Only technical header fields are kept: no identifiers."""
+
+    class Kind(models.TextChoices):
+        DICOM = "dicom", "DICOM"
+        PNG = "png", "PNG"
+        JPEG = "jpeg", "JPEG"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    sha256 = models.CharField(max_length=64, unique=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    study = models.ForeignKey(Study, null=True, blank=True, on_delete=models.SET_NULL)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    bits_stored = models.PositiveSmallIntegerField(default=8)
+    photometric = models.CharField(max_length=20, blank=True)
+    modality = models.CharField(max_length=16, blank=True)
+    view_position = models.CharField(max_length=16, blank=True)
+    window_center = models.FloatField(null=True, blank=True)
+    window_width = models.FloatField(null=True, blank=True)
+    transfer_syntax = models.CharField(max_length=64, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.width}x{self.height} {self.sha256[:12]}"
+
+    @property
+    def relative_path(self) -> str:
+        ext = {"dicom": "dcm", "png": "png", "jpeg": "jpg"}[self.kind]
+        return f"{self.sha256[:2]}/{self.sha256}.{ext}"
+
+    @property
+    def path(self):  # noqa: ANN201 - a pathlib.Path
+        return settings.IMAGE_STORE / self.relative_path
+
+
+class Report(models.Model):
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    study = models.ForeignKey(Study, null=True, blank=True, on_delete=models.CASCADE)
+    text = models.TextField()
+    findings = models.TextField(blank=True)
+    impression = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+
+class Case(models.Model):
+    """One question about one or more images."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    source = models.CharField(max_length=100, db_index=True)
+    external_id = models.CharField(max_length=200, blank=True)
+    content_hash = models.CharField(max_length=64)
+    dataset_name = models.CharField(max_length=100, blank=True)
+    task_type = models.CharField(max_length=16, choices=TaskType.choices, db_index=True)
+    question = models.TextField()
+    options = models.JSONField(default=list, blank=True, help_text='[{"key": "A", "text": "..."}]')
+    answer = models.JSONField(default=list, help_text="Option letters, or the answer text")
+    answer_content = models.TextField(blank=True)
+    split = models.CharField(max_length=16, blank=True)
+    report = models.ForeignKey(
+        Report, null=True, blank=True, on_delete=models.SET_NULL, related_name="cases"
+    )
+    prior_report = models.ForeignKey(
+        Report, null=True, blank=True, on_delete=models.SET_NULL, related_name="prior_cases"
+    )
+    images = models.ManyToManyField(Image, through="CaseImage", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "external_id", "content_hash"], name="case_unique_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_task_type_display()}: {self.question[:60]}"
+
+    @property
+    def answer_letters(self) -> str:
+        return ", ".join(self.answer)
+
+
+class CaseImage(models.Model):
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="case_images")
+    image = models.ForeignKey(Image, on_delete=models.PROTECT)
+    position = models.PositiveSmallIntegerField(default=0)
+    label = models.CharField(max_length=40, blank=True, help_text="e.g. prior, current")
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "position"], name="case_image_position")
+        ]
+
+
+class Chain(models.Model):
+    class Origin(models.TextChoices):
+        IMPORTED = "imported", "Imported reference"
+        MINED_RULE = "mined_rule", "Mined by rules"
+        MINED_LLM = "mined_llm", "Mined by an LLM"
+        MODEL = "model", "Model run"
+        RADIOLOGIST = "radiologist", "Written by a radiologist"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        IN_REVIEW = "in_review", "In review"
+        VERIFIED = "verified", "Verified"
+        REJECTED = "rejected", "Rejected"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="chains")
+    origin = models.CharField(max_length=16, choices=Origin.choices, db_index=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    version = models.PositiveIntegerField(default=1)
+    derived_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="derived"
+    )
+    note = models.TextField(blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Chain {self.uuid} ({self.status})"
+
+    def live_steps(self) -> models.QuerySet[Step]:
+        return self.steps.filter(deleted=False).order_by("position")
+
+    def bump(self, expected: int | None) -> None:
+        """Advance the chain's version, refusing if `expected` is no longer current."""
+        query = Chain.objects.filter(pk=self.pk)
+        if expected is not None:
+            query = query.filter(version=expected)
+        if not query.update(version=F("version") + 1, updated_at=timezone.now()):
+            self.refresh_from_db()
+            raise StaleVersion(self, expected or 0)
+        self.refresh_from_db(fields=["version", "updated_at"])
+
+    def _decide(
+        self, status: str, *, by: Any, expected: int | None, note: str = "", action: str
+    ) -> None:
+        before = {"status": self.status}
+        self.bump(expected)
+        Chain.objects.filter(pk=self.pk).update(
+            status=status, decided_by=by, decided_at=timezone.now(), note=note or self.note
+        )
+        self.refresh_from_db()
+        ReviewEvent.objects.create(
+            chain=self, actor=by, action=action, before=before,
+            after={"status": status, "note": note},
+        )
+
+    def verify(self, *, by: Any, expected: int | None = None, note: str = "") -> None:
+        unjudged = self.live_steps().filter(verdict=Step.Verdict.UNREVIEWED).count()
+        if unjudged:
+            raise WorkflowError(
+                f"{unjudged} step{'s' if unjudged != 1 else ''} still without a verdict: "
+                "mark every step before verifying"
+            )
+        if not self.live_steps().exists():
+            raise WorkflowError("A chain with no steps cannot be verified")
+        self._decide(self.Status.VERIFIED, by=by, expected=expected, note=note, action="verify")
+
+    def reject(self, *, by: Any, expected: int | None = None, note: str = "") -> None:
+        self._decide(self.Status.REJECTED, by=by, expected=expected, note=note, action="reject")
+
+
+class Step(models.Model):
+    class Verdict(models.TextChoices):
+        UNREVIEWED = "unreviewed", "Unreviewed"
+        CORRECT = "correct", "Correct"
+        INCORRECT = "incorrect", "Incorrect"
+        IRRELEVANT = "irrelevant", "Irrelevant"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    chain = models.ForeignKey(Chain, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField()
+    text = models.TextField()
+    original_text = models.TextField(editable=False, help_text="As first produced; never changed")
+    verdict = models.CharField(
+        max_length=12, choices=Verdict.choices, default=Verdict.UNREVIEWED, db_index=True
+    )
+    finding = models.JSONField(null=True, blank=True, help_text='{"observation", "status"}')
+    note = models.TextField(blank=True)
+    added_by_reader = models.BooleanField(default=False)
+    deleted = models.BooleanField(default=False)
+    version = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position"]
+        indexes = [models.Index(fields=["chain", "position"])]
+
+    def __str__(self) -> str:
+        return f"{self.position}: {self.text[:60]}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.original_text:
+            self.original_text = self.text
+        super().save(*args, **kwargs)
+
+    @property
+    def rewritten(self) -> bool:
+        return self.text != self.original_text
+
+    def _apply(self, expected: int, *, by: Any, action: str, **changes: Any) -> None:
+        """Compare-and-set on the version, then log the change as an event."""
+        before = {field: getattr(self, field) for field in changes}
+        updated = Step.objects.filter(pk=self.pk, version=expected).update(
+            version=F("version") + 1, updated_at=timezone.now(), **changes
+        )
+        if not updated:
+            self.refresh_from_db()
+            raise StaleVersion(self, expected)
+        self.refresh_from_db()
+        ReviewEvent.objects.create(
+            chain_id=self.chain_id, step=self, actor=by, action=action,
+            before=before, after=changes,
+        )
+
+    def mark(self, verdict: str, *, by: Any, expected: int) -> None:
+        if verdict not in self.Verdict.values:
+            raise WorkflowError(f"Unknown verdict {verdict!r}")
+        self._apply(expected, by=by, action="verdict", verdict=verdict)
+
+    def edit(self, text: str, *, by: Any, expected: int) -> None:
+        text = " ".join(text.split())
+        if not text:
+            raise WorkflowError("A step cannot be empty: delete it instead")
+        self._apply(expected, by=by, action="edit", text=text)
+
+    def annotate(self, note: str, *, by: Any, expected: int) -> None:
+        self._apply(expected, by=by, action="note", note=note.strip())
+
+    def remove(self, *, by: Any, expected: int) -> None:
+        self._apply(expected, by=by, action="delete", deleted=True)
+
+
+class ReviewEvent(models.Model):
+    """Append-only audit row. Also training data: before/after pairs of corrected steps."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    chain = models.ForeignKey(Chain, on_delete=models.CASCADE, related_name="events")
+    step = models.ForeignKey(Step, null=True, blank=True, on_delete=models.CASCADE)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    action = models.CharField(max_length=20)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor} {self.action}"
+
+
+class Assignment(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        IN_PROGRESS = "in_progress", "In progress"
+        DONE = "done", "Done"
+        SKIPPED = "skipped", "Skipped"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    chain = models.ForeignKey(Chain, on_delete=models.CASCADE, related_name="assignments")
+    reader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.OPEN, db_index=True
+    )
+    assigned_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    seconds_spent = models.FloatField(default=0, help_text="Active time on the case page")
+
+    class Meta:
+        ordering = ["assigned_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "reader"], name="assignment_unique_reader")
+        ]
+        indexes = [models.Index(fields=["reader", "status", "assigned_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.reader} → {self.chain_id} ({self.status})"
+
+
+class ImportRun(models.Model):
+    """One import of a case file: its counts and every problem, for the curator page."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    source = models.CharField(max_length=100)
+    filename = models.CharField(max_length=255)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    imported = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    warnings = models.PositiveIntegerField(default=0)
+    problems = models.JSONField(default=list, blank=True)
+    report_path = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.imported} imported, {self.rejected} rejected"

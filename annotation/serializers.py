@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from annotation.models import Assignment, Case, CaseImage, Chain, Step
+
+
+class StepSerializer(serializers.ModelSerializer):
+    chain = serializers.UUIDField(source="chain.uuid", read_only=True)
+
+    class Meta:
+        model = Step
+        fields = [
+            "uuid", "chain", "position", "text", "original_text", "verdict", "finding", "note",
+            "added_by_reader", "version", "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class StepPatchSerializer(serializers.Serializer):
+    """PATCH /steps/{uuid}/: the version you read, and what to change."""
+
+    version = serializers.IntegerField(min_value=1)
+    verdict = serializers.ChoiceField(choices=Step.Verdict.choices, required=False)
+    text = serializers.CharField(required=False, allow_blank=False, max_length=5000)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not {"verdict", "text", "note"} & attrs.keys():
+            raise serializers.ValidationError("Give at least one of verdict, text, note")
+        return attrs
+
+
+class CaseImageSerializer(serializers.ModelSerializer):
+    uuid = serializers.UUIDField(source="image.uuid")
+    kind = serializers.CharField(source="image.kind")
+    width = serializers.IntegerField(source="image.width")
+    height = serializers.IntegerField(source="image.height")
+    sha256 = serializers.CharField(source="image.sha256")
+
+    class Meta:
+        model = CaseImage
+        fields = ["uuid", "position", "label", "kind", "width", "height", "sha256"]
+
+
+class CaseSerializer(serializers.ModelSerializer):
+    images = CaseImageSerializer(source="case_images", many=True, read_only=True)
+    report = serializers.CharField(source="report.text", default="", read_only=True)
+    prior_report = serializers.CharField(source="prior_report.text", default="", read_only=True)
+
+    class Meta:
+        model = Case
+        fields = [
+            "uuid", "source", "external_id", "dataset_name", "task_type", "question", "options",
+            "answer", "answer_content", "split", "report", "prior_report", "images", "created_at",
+        ]
+        read_only_fields = fields
+
+
+class ChainSerializer(serializers.ModelSerializer):
+    case = serializers.UUIDField(source="case.uuid", read_only=True)
+    steps = serializers.SerializerMethodField()
+    decided_by = serializers.CharField(source="decided_by.username", default=None, read_only=True)
+
+    class Meta:
+        model = Chain
+        fields = [
+            "uuid", "case", "origin", "status", "version", "note", "decided_by", "decided_at",
+            "created_at", "updated_at", "steps",
+        ]
+        read_only_fields = fields
+
+    def get_steps(self, chain: Chain) -> list[dict[str, Any]]:
+        steps = [s for s in chain.steps.all() if not s.deleted]  # prefetched
+        return StepSerializer(sorted(steps, key=lambda s: s.position), many=True).data
+
+
+class ChainDecisionSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, required=False)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class AssignmentSerializer(serializers.ModelSerializer):
+    chain = serializers.SlugRelatedField(slug_field="uuid", queryset=Chain.objects.all())
+    reader = serializers.SlugRelatedField(
+        slug_field="username", queryset=Assignment._meta.get_field("reader").related_model.objects.all()
+    )
+
+    class Meta:
+        model = Assignment
+        fields = ["uuid", "chain", "reader", "status", "assigned_at", "started_at", "completed_at", "seconds_spent"]
+        read_only_fields = ["uuid", "status", "assigned_at", "started_at", "completed_at", "seconds_spent"]

@@ -1,0 +1,291 @@
+"""Workflows over several objects: who may see what, the queue, assignment, chain structure.
+
+HTML views, API views and management commands all call these functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
+from django.db import transaction
+from django.db.models import Count, Max, Q, QuerySet
+from django.utils import timezone
+
+from annotation.models import Assignment, Chain, ReviewEvent, Role, StaleVersion, Step, WorkflowError
+
+User = AbstractBaseUser | AnonymousUser
+
+
+# --- roles and permissions -------------------------------------------------------------------
+
+
+def roles_of(user: Any) -> set[str]:
+    if not user.is_authenticated:
+        return set()
+    cached = getattr(user, "_workbench_roles", None)
+    if cached is None:
+        cached = set(user.groups.values_list("name", flat=True))
+        if user.is_superuser:
+            cached.add(Role.CURATOR)
+        user._workbench_roles = cached
+    return cached
+
+
+def is_curator(user: Any) -> bool:
+    return Role.CURATOR in roles_of(user)
+
+
+def is_radiologist(user: Any) -> bool:
+    return Role.RADIOLOGIST in roles_of(user)
+
+
+def is_researcher(user: Any) -> bool:
+    return Role.RESEARCHER in roles_of(user)
+
+
+def visible_chains(user: Any) -> QuerySet[Chain]:
+    """Chains `user` may read: curators all; radiologists their assigned ones; researchers verified."""
+    chains = Chain.objects.all()
+    if is_curator(user):
+        return chains
+    allowed = Q(pk__in=[])
+    if is_radiologist(user):
+        allowed |= Q(assignments__reader=user)
+    if is_researcher(user):
+        allowed |= Q(status=Chain.Status.VERIFIED)
+    return chains.filter(allowed).distinct()
+
+
+def can_view_chain(user: Any, chain: Chain) -> bool:
+    if is_curator(user):
+        return True
+    if is_radiologist(user) and chain.assignments.filter(reader=user).exists():
+        return True
+    return is_researcher(user) and chain.status == Chain.Status.VERIFIED
+
+
+def can_review_chain(user: Any, chain: Chain) -> bool:
+    """Only an assigned radiologist changes a chain; a decided chain is closed to edits."""
+    if chain.status in (Chain.Status.VERIFIED, Chain.Status.REJECTED):
+        return False
+    return is_radiologist(user) and chain.assignments.filter(reader=user).exists()
+
+
+def set_role(user: Any, role: str) -> None:
+    if role not in Role.values:
+        raise ValueError(f"Unknown role {role!r}: choose one of {', '.join(Role.values)}")
+    group, _ = Group.objects.get_or_create(name=role)
+    user.groups.add(group)
+
+
+# --- the queue -------------------------------------------------------------------------------
+
+
+def queue_counts(reader: Any) -> dict[str, int]:
+    rows = Assignment.objects.filter(reader=reader).values("status").annotate(n=Count("id"))
+    counts = {status: 0 for status in Assignment.Status.values}
+    counts.update({row["status"]: row["n"] for row in rows})
+    return counts
+
+
+def next_chain_for(reader: Any) -> Chain | None:
+    """Hand out the reader's next chain: the one in progress, else the oldest open assignment.
+
+    Rows are locked with SKIP LOCKED, so two requests at once (two tabs, two readers sharing
+    a chain) never claim the same open assignment.
+    """
+    with transaction.atomic():
+        in_progress = (
+            Assignment.objects.select_for_update(skip_locked=True)
+            .filter(reader=reader, status=Assignment.Status.IN_PROGRESS)
+            .order_by("started_at", "id")
+            .first()
+        )
+        if in_progress is not None:
+            return in_progress.chain
+        assignment = (
+            Assignment.objects.select_for_update(skip_locked=True)
+            .filter(reader=reader, status=Assignment.Status.OPEN)
+            .order_by("assigned_at", "id")
+            .first()
+        )
+        if assignment is None:
+            return None
+        assignment.status = Assignment.Status.IN_PROGRESS
+        assignment.started_at = timezone.now()
+        assignment.save(update_fields=["status", "started_at"])
+        Chain.objects.filter(pk=assignment.chain_id, status=Chain.Status.PENDING).update(
+            status=Chain.Status.IN_REVIEW
+        )
+        return Chain.objects.get(pk=assignment.chain_id)
+
+
+def open_chain(chain: Chain, reader: Any) -> None:
+    """The reader opened the case page: their assignment is now in progress."""
+    Assignment.objects.filter(chain=chain, reader=reader, status=Assignment.Status.OPEN).update(
+        status=Assignment.Status.IN_PROGRESS, started_at=timezone.now()
+    )
+    Chain.objects.filter(pk=chain.pk, status=Chain.Status.PENDING).update(
+        status=Chain.Status.IN_REVIEW
+    )
+    ReviewEvent.objects.create(chain=chain, actor=reader, action="open")
+
+
+def assign_chains(chains: Iterable[Chain], reader: Any, *, by: Any) -> int:
+    """Assign each chain to `reader` (idempotent); returns how many assignments were created."""
+    if not is_radiologist(reader):
+        raise WorkflowError(f"{reader} is not a radiologist")
+    created = 0
+    with transaction.atomic():
+        for chain in chains:
+            _, new = Assignment.objects.get_or_create(
+                chain=chain, reader=reader, defaults={"assigned_by": by}
+            )
+            if new:
+                created += 1
+                ReviewEvent.objects.create(
+                    chain=chain, actor=by, action="assign", after={"reader": reader.get_username()}
+                )
+    return created
+
+
+def reader_workload() -> list[dict[str, Any]]:
+    """Open and done counts per radiologist, for the curator page."""
+    from django.contrib.auth import get_user_model
+
+    readers = (
+        get_user_model()
+        .objects.filter(groups__name=Role.RADIOLOGIST)
+        .annotate(
+            open=Count("assignments", filter=Q(assignments__status__in=["open", "in_progress"])),
+            done=Count("assignments", filter=Q(assignments__status="done")),
+        )
+        .order_by("username")
+    )
+    return [{"user": r, "open": r.open, "done": r.done} for r in readers]
+
+
+def _assignment(chain: Chain, reader: Any) -> Assignment | None:
+    return Assignment.objects.filter(chain=chain, reader=reader).first()
+
+
+def record_time(chain: Chain, reader: Any, seconds: float) -> None:
+    """Add active seconds on the case page; the browser reports them (bounded, never negative)."""
+    seconds = max(0.0, min(float(seconds), 4 * 3600.0))
+    assignment = _assignment(chain, reader)
+    if assignment is not None and seconds:
+        from django.db.models import F
+
+        Assignment.objects.filter(pk=assignment.pk).update(
+            seconds_spent=F("seconds_spent") + seconds
+        )
+
+
+def finish_chain(
+    chain: Chain, reader: Any, action: str, *, expected: int | None = None, note: str = ""
+) -> None:
+    """Verify, reject or skip a chain as `reader`, closing their assignment."""
+    with transaction.atomic():
+        chain = Chain.objects.select_for_update().get(pk=chain.pk)
+        if action == "verify":
+            chain.verify(by=reader, expected=expected, note=note)
+            status = Assignment.Status.DONE
+        elif action == "reject":
+            chain.reject(by=reader, expected=expected, note=note)
+            status = Assignment.Status.DONE
+        elif action == "skip":
+            ReviewEvent.objects.create(chain=chain, actor=reader, action="skip", after={"note": note})
+            status = Assignment.Status.SKIPPED
+        else:
+            raise WorkflowError(f"Unknown action {action!r}")
+        Assignment.objects.filter(chain=chain, reader=reader).update(
+            status=status, completed_at=timezone.now()
+        )
+
+
+# --- chain structure (guarded by the chain's version) ----------------------------------------
+
+
+def add_step(
+    chain: Chain, text: str, *, by: Any, expected: int, after: Step | None = None
+) -> Step:
+    text = " ".join(text.split())
+    if not text:
+        raise WorkflowError("A new step needs some text")
+    with transaction.atomic():
+        chain.bump(expected)
+        steps = list(chain.live_steps())
+        index = steps.index(after) + 1 if after is not None and after in steps else len(steps)
+        top = chain.steps.aggregate(m=Max("position"))["m"] or 0
+        step = Step.objects.create(
+            chain=chain,
+            position=top + 1,
+            text=text,
+            verdict=Step.Verdict.CORRECT,  # written by the reader: correct by construction
+            added_by_reader=True,
+        )
+        steps.insert(index, step)
+        _renumber(steps)
+        ReviewEvent.objects.create(
+            chain=chain, step=step, actor=by, action="add", after={"text": text, "index": index}
+        )
+    return step
+
+
+def reorder_steps(chain: Chain, order: Sequence[str], *, by: Any, expected: int) -> None:
+    """Put the live steps in the order of the given step UUIDs (all of them, each once)."""
+    with transaction.atomic():
+        steps = {str(s.uuid): s for s in chain.live_steps()}
+        if sorted(order) != sorted(steps):
+            raise WorkflowError("The new order must list every step of the chain exactly once")
+        chain.bump(expected)
+        before = [str(s.uuid) for s in sorted(steps.values(), key=lambda s: s.position)]
+        _renumber([steps[key] for key in order])
+        ReviewEvent.objects.create(
+            chain=chain, actor=by, action="reorder", before={"order": before},
+            after={"order": list(order)},
+        )
+
+
+def move_step(step: Step, offset: int, *, by: Any, expected: int) -> None:
+    order = [str(s.uuid) for s in step.chain.live_steps()]
+    index = order.index(str(step.uuid))
+    target = max(0, min(len(order) - 1, index + offset))
+    if target == index:
+        return
+    order.insert(target, order.pop(index))
+    reorder_steps(step.chain, order, by=by, expected=expected)
+
+
+def delete_step(step: Step, *, by: Any, expected_step: int, expected_chain: int) -> None:
+    with transaction.atomic():
+        step.chain.bump(expected_chain)
+        step.remove(by=by, expected=expected_step)
+        _renumber(list(step.chain.live_steps()))
+
+
+def _renumber(steps: list[Step]) -> None:
+    for position, step in enumerate(steps, start=1):
+        if step.position != position:
+            Step.objects.filter(pk=step.pk).update(position=position)
+            step.position = position
+
+
+__all__ = [
+    "StaleVersion",
+    "WorkflowError",
+    "add_step",
+    "assign_chains",
+    "can_review_chain",
+    "can_view_chain",
+    "delete_step",
+    "finish_chain",
+    "move_step",
+    "next_chain_for",
+    "queue_counts",
+    "record_time",
+    "reorder_steps",
+    "visible_chains",
+]

@@ -1,0 +1,87 @@
+from typing import Any
+
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from annotation.models import Chain
+
+
+def api_for(user: Any) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+def test_it_requires_a_token(make_chain: Any) -> None:
+    make_chain()
+    assert APIClient().get("/api/v1/chains/").status_code == 401
+
+
+def test_it_lists_only_visible_chains(make_chain: Any, alice: Any, bob: Any, carol: Any, dave: Any) -> None:
+    mine = make_chain(readers=(alice,))
+    make_chain(readers=(bob,))
+    verified = make_chain(readers=(bob,), status=Chain.Status.VERIFIED)
+    assert [c["uuid"] for c in api_for(alice).get("/api/v1/chains/").json()["results"]] == [str(mine.uuid)]
+    assert len(api_for(carol).get("/api/v1/chains/").json()["results"]) == 3
+    assert [c["uuid"] for c in api_for(dave).get("/api/v1/chains/").json()["results"]] == [str(verified.uuid)]
+    detail = api_for(alice).get(f"/api/v1/chains/{mine.uuid}/").json()
+    assert detail["version"] == 1 and [s["position"] for s in detail["steps"]] == [1, 2, 3]
+    assert api_for(alice).get(f"/api/v1/chains/{verified.uuid}/").status_code == 404
+    cases = api_for(alice).get("/api/v1/cases/").json()["results"]
+    assert [c["uuid"] for c in cases] == [str(mine.case.uuid)]
+
+
+def test_it_patches_a_step_and_refuses_a_stale_version_with_409(make_chain: Any, alice: Any) -> None:
+    step = make_chain(readers=(alice,)).live_steps()[0]
+    client = api_for(alice)
+    url = f"/api/v1/steps/{step.uuid}/"
+    ok = client.patch(url, {"version": 1, "verdict": "incorrect", "text": "Corrected step."}, format="json")
+    assert ok.status_code == 200
+    assert ok.json()["verdict"] == "incorrect" and ok.json()["text"] == "Corrected step."
+    assert ok.json()["original_text"] == "Look at the costophrenic angles."
+    version = ok.json()["version"]
+    stale = client.patch(url, {"version": 1, "verdict": "correct"}, format="json")
+    assert stale.status_code == 409
+    assert stale.json()["current"]["version"] == version and stale.json()["current"]["verdict"] == "incorrect"
+    assert client.patch(url, {"version": version}, format="json").status_code == 400
+    assert client.patch(url, {"version": version, "verdict": "maybe"}, format="json").status_code == 400
+
+
+def test_it_refuses_step_changes_from_readers_not_assigned(make_chain: Any, alice: Any, bob: Any, carol: Any) -> None:
+    step = make_chain(readers=(alice,)).live_steps()[0]
+    assert api_for(bob).patch(f"/api/v1/steps/{step.uuid}/", {"version": 1, "verdict": "correct"}, format="json").status_code == 404
+    assert api_for(carol).patch(f"/api/v1/steps/{step.uuid}/", {"version": 1, "verdict": "correct"}, format="json").status_code == 403
+
+
+def test_it_verifies_a_chain_through_the_api(make_chain: Any, alice: Any) -> None:
+    chain = make_chain(readers=(alice,))
+    client = api_for(alice)
+    url = f"/api/v1/chains/{chain.uuid}/verify/"
+    refused = client.post(url, {"version": 1}, format="json")
+    assert refused.status_code == 400 and "without a verdict" in refused.json()["detail"]
+    for step in chain.live_steps():
+        client.patch(f"/api/v1/steps/{step.uuid}/", {"version": step.version, "verdict": "correct"}, format="json")
+    assert client.post(url, {"version": 7}, format="json").status_code == 409
+    done = client.post(url, {"version": 1}, format="json")
+    assert done.status_code == 200 and done.json()["status"] == "verified" and done.json()["decided_by"] == "alice"
+
+
+def test_it_lets_only_curators_create_assignments(make_chain: Any, alice: Any, carol: Any) -> None:
+    chain = make_chain()
+    body = {"chain": str(chain.uuid), "reader": "alice"}
+    assert api_for(alice).post("/api/v1/assignments/", body, format="json").status_code == 403
+    created = api_for(carol).post("/api/v1/assignments/", body, format="json")
+    assert created.status_code == 201 and created.json()["reader"] == "alice"
+    assert [a["chain"] for a in api_for(alice).get("/api/v1/assignments/").json()["results"]] == [str(chain.uuid)]
+    wrong = api_for(carol).post("/api/v1/assignments/", {"chain": str(chain.uuid), "reader": "carol"}, format="json")
+    assert wrong.status_code == 400
+
+
+def test_it_serves_the_openapi_schema_and_docs(alice: Any) -> None:
+    client = api_for(alice)
+    schema = client.get(reverse("api-schema"), HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    assert "/api/v1/steps/{uuid}/" in schema.json()["paths"]
+    assert client.get(reverse("api-docs")).status_code == 200

@@ -1,0 +1,200 @@
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.urls import reverse
+from PIL import Image as PILImage
+from pydicom.data import get_testdata_file
+
+from annotation.importing import import_cases
+from annotation.models import Case, Chain, Image, ImportRun, Step, TaskType
+from tests.conftest import SHARED_DATA
+
+RECORDS = [
+    {  # a list of steps, options embedded in the question
+        "item_id": "[mimic-cxr] [1]", "dataset_name": "Image Classification",
+        "question": "Does this chest X-ray show pleural effusion? Options:\nA) Yes\nB) No",
+        "answer": "A", "answer_content": "Yes",
+        "reason_steps": ["Examine the costophrenic angles.", "The right angle is blunted.", "Answer: A) Yes."],
+        "original_report": "FINDINGS: Right pleural effusion. IMPRESSION: Effusion.",
+        "image_path": ["/cluster/files/p10/p10000001/s50000001/frontal.png"],
+    },
+    {  # one string of several sentences, no item id
+        "question": "Which finding is in this chest X-ray? Options:\nA) Edema\nB) Pneumothorax\nC) Fracture\nD) Cardiomegaly",
+        "answer": "D", "reason_steps": "Check the heart size. The heart is enlarged, e.g. the ratio is 0.6. No pneumothorax. So the answer is D.",
+        "original_report": "The heart is enlarged.",
+    },
+    {  # an object holding the steps, several letters
+        "question": "Which findings are in this chest X-ray? Options:\nA) Edema\nB) Pneumothorax\nC) Atelectasis\nD) Cardiomegaly",
+        "answer": "A, D", "reason_steps": {"steps": ["Edema is present.", "The heart is enlarged.", "Answer: A and D."]},
+        "original_report": "Cardiomegaly with edema.",
+    },
+    {  # open question: answer is text
+        "question": "Which findings are in this chest X-ray?", "answer": "cardiomegaly, edema",
+        "reason_steps": ["The heart is enlarged.", "There is interstitial edema."],
+        "original_report": "Cardiomegaly with edema.",
+    },
+    {  # temporal pair
+        "question": "How has the effusion changed? Options:\nA) Improving\nB) Stable\nC) Worsening", "answer": "A",
+        "reason_steps": ["Compare both studies.", "The effusion is smaller."],
+        "original_report1": "Large effusion.", "original_report2": "Small effusion.",
+    },
+]
+
+
+def write_jsonl(path: Path, records: list[Any], raw_lines: tuple[str, ...] = ()) -> Path:
+    lines = [json.dumps(r) for r in records] + list(raw_lines)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def image_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "images" / "p10" / "p10000001" / "s50000001"
+    folder.mkdir(parents=True)
+    PILImage.new("L", (64, 48), 128).save(folder / "frontal.png")
+    return tmp_path / "images"
+
+
+def test_it_imports_every_shape_of_record(db: Any, tmp_path: Path, image_dir: Path) -> None:
+    result = import_cases(write_jsonl(tmp_path / "cases.jsonl", RECORDS), source="t", image_dir=image_dir)
+    assert (result.imported, result.rejected, result.warnings) == (5, 0, 0)
+    cases = {c.question.split("?")[0]: c for c in Case.objects.all()}
+    binary = cases["Does this chest X-ray show pleural effusion"]
+    assert binary.task_type == TaskType.BINARY and binary.answer == ["A"]
+    assert binary.options == [{"key": "A", "text": "Yes"}, {"key": "B", "text": "No"}]
+    assert binary.images.get().width == 64
+    assert cases["Which finding is in this chest X-ray"].task_type == TaskType.SINGLE
+    assert Case.objects.get(answer=["A", "D"]).task_type == TaskType.MULTI
+    assert Case.objects.get(options=[], question__startswith="Which").answer == ["cardiomegaly, edema"]
+    temporal = cases["How has the effusion changed"]
+    assert temporal.task_type == TaskType.TEMPORAL
+    assert temporal.report.text == "Small effusion." and temporal.prior_report.text == "Large effusion."
+    split = Chain.objects.get(case__answer=["D"]).live_steps()
+    assert [s.text for s in split] == [
+        "Check the heart size.", "The heart is enlarged, e.g. the ratio is 0.6.", "No pneumothorax.", "So the answer is D.",
+    ]
+    assert all(s.original_text == s.text for s in Step.objects.all())
+    assert Chain.objects.filter(origin="mined_llm").count() == 5
+
+
+def test_it_creates_nothing_new_on_reimport(db: Any, tmp_path: Path, image_dir: Path) -> None:
+    path = write_jsonl(tmp_path / "cases.jsonl", RECORDS)
+    import_cases(path, source="t", image_dir=image_dir)
+    counts = (Case.objects.count(), Step.objects.count(), Image.objects.count())
+    again = import_cases(path, source="t", image_dir=image_dir)
+    assert again.imported == 0 and again.duplicates == 5
+    assert (Case.objects.count(), Step.objects.count(), Image.objects.count()) == counts
+
+
+def test_it_reports_bad_lines_with_file_line_and_reason(db: Any, tmp_path: Path, image_dir: Path) -> None:
+    records = [
+        RECORDS[0],
+        {"answer": "A", "reason_steps": ["x"]},  # line 2: no question
+        {"question": "Q? Options:\nA) Yes\nB) No", "answer": "C", "reason_steps": ["x"]},  # 3: letter not an option
+        {"question": "Q?", "answer": "yes", "reason_steps": 7},  # 4: steps not a list
+    ]
+    path = write_jsonl(tmp_path / "bad.jsonl", records, ('{"question": "broken', ))
+    result = import_cases(path, source="t", image_dir=image_dir)
+    assert result.imported == 1 and result.rejected == 4
+    problems = {p.line: p for p in result.problems}
+    assert problems[2].field == "question" and "missing field 'question'" in problems[2].reason
+    assert problems[3].field == "answer" and "C" in problems[3].reason
+    assert problems[4].field == "reason_steps"
+    assert problems[5].reason.startswith("unreadable JSON")
+    assert all(p.file == "bad.jsonl" for p in result.problems)
+    report = result.report_path.read_text()
+    assert "bad.jsonl:5" in report and "bad.jsonl:2 [question]" in report
+    assert ImportRun.objects.get().rejected == 4
+
+
+def test_it_imports_a_case_without_its_missing_image_and_warns(db: Any, tmp_path: Path) -> None:
+    result = import_cases(write_jsonl(tmp_path / "c.jsonl", RECORDS[:1]), source="t", image_dir=tmp_path)
+    assert result.imported == 1 and result.rejected == 0 and result.warnings == 1
+    assert "frontal.png" in result.problems[0].reason and result.problems[0].field == "image_path[0]"
+    assert Case.objects.get().images.count() == 0
+
+
+def test_it_rejects_a_case_whose_image_is_not_an_image(db: Any, tmp_path: Path, image_dir: Path) -> None:
+    (image_dir / "p10/p10000001/s50000001/frontal.png").write_text("this is not a picture")
+    result = import_cases(write_jsonl(tmp_path / "c.jsonl", RECORDS[:2]), source="t", image_dir=image_dir)
+    assert result.imported == 1 and result.rejected == 1
+    assert result.problems[0].line == 1 and result.problems[0].field == "image_path[0]"
+    assert Image.objects.count() == 0
+
+
+def test_it_rejects_a_truncated_dicom(db: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "img"
+    folder.mkdir()
+    (folder / "scan.dcm").write_bytes(Path(get_testdata_file("MR_truncated.dcm")).read_bytes())
+    record = dict(RECORDS[1], image_path=["scan.dcm"])
+    result = import_cases(write_jsonl(tmp_path / "c.jsonl", [record]), source="t", image_dir=folder)
+    assert result.rejected == 1 and "trunc" in result.problems[0].reason.lower()
+
+
+def test_it_stores_images_content_addressed_and_once(db: Any, tmp_path: Path, image_dir: Path, settings: Any) -> None:
+    records = [dict(RECORDS[0]), dict(RECORDS[0], item_id="other")]
+    import_cases(write_jsonl(tmp_path / "c.jsonl", records), source="t", image_dir=image_dir)
+    image = Image.objects.get()
+    assert image.path.is_file() and image.sha256 in image.path.name
+    assert image.path.is_relative_to(settings.IMAGE_STORE)
+
+
+def test_the_command_prints_a_summary_and_fails_when_anything_is_rejected(db: Any, tmp_path: Path, image_dir: Path, capsys: Any) -> None:
+    good = write_jsonl(tmp_path / "good.jsonl", RECORDS)
+    call_command("import_cases", str(good), "--images", str(image_dir), "--source", "s")
+    assert "Imported 5 cases, 0 rejected" in capsys.readouterr().out
+    bad = write_jsonl(tmp_path / "bad.jsonl", [], ("not json",))
+    with pytest.raises(CommandError) as failure:
+        call_command("import_cases", str(bad), "--source", "s")
+    assert failure.value.returncode == 1
+    out = capsys.readouterr()
+    assert "Imported 0 cases, 1 rejected" in out.out and "see " in out.out
+    assert "bad.jsonl:1" in out.err
+
+
+def test_the_curator_page_imports_an_upload_with_a_zip(db: Any, carol: Any, alice: Any, tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    png = io.BytesIO()
+    PILImage.new("L", (32, 32), 80).save(png, format="PNG")
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("p10/p10000001/s50000001/frontal.png", png.getvalue())
+    cases = io.BytesIO(("\n".join(json.dumps(r) for r in RECORDS) + "\n").encode())
+    cases.name, buffer.name = "upload.jsonl", "images.zip"
+    buffer.seek(0)
+    client = Client()
+    client.force_login(carol)
+    response = client.post(reverse("annotation:import"), {"cases": cases, "images": buffer, "source": "upload"})
+    assert response.status_code == 200
+    assert "Imported 5 cases, 0 rejected" in response.content.decode()
+    assert Case.objects.get(external_id="[mimic-cxr] [1]").images.count() == 1
+    client.force_login(alice)
+    assert client.get(reverse("annotation:import")).status_code == 403
+
+
+def test_the_upload_refuses_a_zip_that_escapes_its_folder(db: Any, carol: Any) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("../../evil.png", b"x")
+    buffer.seek(0)
+    buffer.name = "images.zip"
+    cases = io.BytesIO(json.dumps(RECORDS[1]).encode())
+    cases.name = "c.jsonl"
+    client = Client()
+    client.force_login(carol)
+    response = client.post(reverse("annotation:import"), {"cases": cases, "images": buffer, "source": "upload"})
+    assert "escapes the archive" in response.content.decode()
+    assert Case.objects.count() == 0
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "radrbench-dev" / "cases.jsonl").exists(), reason="shared data absent")
+def test_it_imports_all_real_radrbench_records(db: Any) -> None:
+    result = import_cases(SHARED_DATA / "radrbench-dev" / "cases.jsonl", source="radrbench-dev")
+    assert result.rejected == 0, result.problems[:5]
+    assert result.imported == 1096
+    assert Case.objects.count() == 1096 and Step.objects.count() > 3000

@@ -1,0 +1,85 @@
+from typing import Any
+
+import pytest
+
+from annotation import services
+from annotation.models import Chain, ReviewEvent, StaleVersion, Step, WorkflowError
+
+
+def test_it_keeps_the_original_text_when_a_step_is_rewritten(make_chain: Any, alice: Any) -> None:
+    chain = make_chain(readers=(alice,))
+    step = chain.live_steps()[1]
+    step.mark("incorrect", by=alice, expected=1)
+    step.edit("The right angle is  sharp.", by=alice, expected=2)
+    step.refresh_from_db()
+    assert step.text == "The right angle is sharp."
+    assert step.original_text == "The right angle is blunted."
+    assert step.verdict == Step.Verdict.INCORRECT
+    assert step.rewritten
+    edit = ReviewEvent.objects.get(step=step, action="edit")
+    assert edit.before == {"text": "The right angle is blunted."}
+    assert edit.after == {"text": "The right angle is sharp."}
+    assert edit.actor == alice
+
+
+def test_it_refuses_a_stale_step_write(make_chain: Any, alice: Any) -> None:
+    step = make_chain(readers=(alice,)).live_steps()[0]
+    step.edit("Newer text.", by=alice, expected=1)
+    stale = Step.objects.get(pk=step.pk)
+    with pytest.raises(StaleVersion):
+        stale.edit("Older text.", by=alice, expected=1)
+    step.refresh_from_db()
+    assert step.text == "Newer text."
+    assert step.version == 2
+
+
+def test_it_refuses_to_verify_with_unjudged_steps(make_chain: Any, alice: Any) -> None:
+    chain = make_chain(readers=(alice,))
+    first = chain.live_steps()[0]
+    first.mark("correct", by=alice, expected=1)
+    with pytest.raises(WorkflowError, match="2 steps still without a verdict"):
+        chain.verify(by=alice)
+    chain.refresh_from_db()
+    assert chain.status == Chain.Status.PENDING
+
+
+def test_it_records_who_verified_and_when(make_chain: Any, alice: Any) -> None:
+    chain = make_chain(readers=(alice,))
+    for step in chain.live_steps():
+        step.mark("correct", by=alice, expected=step.version)
+    services.finish_chain(chain, alice, "verify", expected=1)
+    chain.refresh_from_db()
+    assert chain.status == Chain.Status.VERIFIED
+    assert chain.decided_by == alice and chain.decided_at is not None
+    assert chain.assignments.get(reader=alice).status == "done"
+
+
+def test_it_refuses_a_stale_chain_decision(make_chain: Any, alice: Any) -> None:
+    chain = make_chain(readers=(alice,))
+    services.add_step(chain, "A new step.", by=alice, expected=1)
+    for step in chain.live_steps():
+        step.mark("correct", by=alice, expected=step.version)
+    with pytest.raises(StaleVersion):
+        services.finish_chain(chain, alice, "verify", expected=1)
+
+
+def test_it_reorders_adds_and_soft_deletes_steps_with_events(make_chain: Any, alice: Any) -> None:
+    chain = make_chain(readers=(alice,))
+    a, b, c = chain.live_steps()
+    services.reorder_steps(chain, [str(c.uuid), str(a.uuid), str(b.uuid)], by=alice, expected=1)
+    assert [s.uuid for s in chain.live_steps()] == [c.uuid, a.uuid, b.uuid]
+    added = services.add_step(chain, "Check the left side too.", by=alice, expected=2, after=c)
+    assert [s.text for s in chain.live_steps()][1] == "Check the left side too."
+    assert added.verdict == Step.Verdict.CORRECT and added.added_by_reader
+    services.delete_step(a, by=alice, expected_step=1, expected_chain=3)
+    assert [s.position for s in chain.live_steps()] == [1, 2, 3]
+    assert Step.objects.filter(pk=a.pk, deleted=True).exists()  # kept for history
+    actions = list(chain.events.values_list("action", flat=True))
+    assert actions == ["reorder", "add", "delete"]
+
+
+def test_it_refuses_a_reorder_that_drops_a_step(make_chain: Any, alice: Any) -> None:
+    chain = make_chain(readers=(alice,))
+    a, b, _ = chain.live_steps()
+    with pytest.raises(WorkflowError):
+        services.reorder_steps(chain, [str(b.uuid), str(a.uuid)], by=alice, expected=1)
