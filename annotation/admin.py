@@ -1,6 +1,17 @@
 from django.contrib import admin
 
-from annotation.models import Assignment, Case, CaseImage, Chain, Image, ImportRun, Report, ReviewEvent, Step, Study
+from annotation.models import (
+    Assignment,
+    Case,
+    CaseImage,
+    Chain,
+    Image,
+    ImportRun,
+    Report,
+    ReviewEvent,
+    Step,
+    Study,
+)
 
 
 @admin.register(Study)

@@ -71,7 +71,7 @@ CASES: list[dict[str, Any]] = [
                "C) There is no lobar consolidation: no pneumonia.",
                "D) Lung volumes are preserved: no atelectasis.",
                "The answer is B) Lung Lesion."]},
-    {"item_id": "demo-006", "task": "single", "image": ("dicom", 6, "consolidation"),
+    {"item_id": "demo-006", "task": "single", "image": ("dicom", 6, None),
      "question": "Which finding is in this chest X-ray? Options:\nA) Pneumonia\nB) Pneumothorax\nC) Support Devices\nD) Enlarged Cardiomediastinum", "answer": "A",
      "report": _PNEUMONIA,
      "steps": ["Examine the lungs, pleura, mediastinum and any lines or tubes.",
@@ -89,7 +89,7 @@ CASES: list[dict[str, Any]] = [
                "C) No pleural line: no pneumothorax.",
                "D) Both costophrenic angles are blunted: small bilateral effusions.",
                "The answer is A, B and D."]},
-    {"item_id": "demo-008", "task": "multi", "image": ("png16", 8, "consolidation"),
+    {"item_id": "demo-008", "task": "multi", "image": ("png16", 8, None),
      "question": "Which findings are in this chest X-ray? Options:\nA) Consolidation\nB) Fracture\nC) Pneumonia\nD) Cardiomegaly", "answer": "AC",
      "report": _PNEUMONIA,
      "steps": ["Check the lungs for airspace disease, the bones for fractures and the heart size.",
@@ -119,7 +119,7 @@ CASES: list[dict[str, Any]] = [
                "On the prior image the effusion reaches the mid zone.",
                "On the current image only the costophrenic angle is blunted.",
                "The effusion has decreased: the answer is A) Improving."]},
-    {"item_id": "demo-012", "task": "temporal", "image": ("pair", 12, "consolidation"),
+    {"item_id": "demo-012", "task": "temporal", "image": ("pair", 12, None),
      "question": "How has the consolidation changed since the prior study? Options:\nA) Improving\nB) Stable\nC) Worsening", "answer": "C",
      "report_prior": "FINDINGS: Patchy right lower lobe opacity. IMPRESSION: Early pneumonia.",
      "report": "FINDINGS: Increased right lower lobe consolidation now involving the middle lobe. IMPRESSION: Worsening pneumonia.",
@@ -130,20 +130,20 @@ CASES: list[dict[str, Any]] = [
 ]
 
 
-def _write_images(folder: Path, spec: tuple[str, int, str | None]) -> list[str]:
-    kind, seed, lesion = spec
+def _write_images(folder: Path, spec: tuple[str, int, Any]) -> list[str]:
+    kind, seed, finding = spec
     if kind == "pair":
         prior, current = f"case{seed}/prior.dcm", f"case{seed}/current.dcm"
         (folder / f"case{seed}").mkdir()
-        synthetic.write_chest_dicom(folder / prior, seed=seed, size=768, lesion=lesion)
-        synthetic.write_chest_dicom(folder / current, seed=seed + 100, size=768, lesion=None if seed == 11 else lesion)
+        synthetic.write_chest_dicom(folder / prior, seed=seed, size=768, finding=finding)
+        synthetic.write_chest_dicom(folder / current, seed=seed + 100, size=768, finding=None if seed == 11 else finding)
         return [prior, current]
     if kind in ("dicom", "dicom_mono1"):
         name = f"case{seed}.dcm"
-        synthetic.write_chest_dicom(folder / name, seed=seed, size=1024, lesion=lesion, monochrome1=kind == "dicom_mono1")
+        synthetic.write_chest_dicom(folder / name, seed=seed, size=1024, finding=finding, monochrome1=kind == "dicom_mono1")
         return [name]
     name = f"case{seed}.png"
-    synthetic.write_chest_png(folder / name, seed=seed, size=768, bits=16 if kind == "png16" else 8, lesion=lesion)
+    synthetic.write_chest_png(folder / name, seed=seed, size=768, bits=16 if kind == "png16" else 8, finding=finding)
     return [name]
 
 

@@ -343,6 +343,9 @@ def _load_pillow(
     path: Path, kind: Kind, *, max_pixels: int, draft_side: int | None
 ) -> tuple[_Frame, dict[str, Any]]:
     name, label = path.name, kind.upper()
+    declared = _declared_size(path, kind)
+    if declared is not None:
+        _check_size(name, *declared, max_pixels)  # from the header: before Pillow sees it
     try:
         # Pillow checks its own pixel limit while reading the header; make its warning an
         # error here so every oversized image fails the same way (as ImageError).
@@ -383,6 +386,39 @@ def _load_pillow(
         "frames": frames,
     }
     return frame, fields
+
+
+# JPEG start-of-frame markers (ITU T.81 B.1.1.3): all of C0-CF but DHT, JPG and DAC.
+_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _declared_size(path: Path, kind: Kind) -> tuple[int, int] | None:
+    """(width, height) as the PNG or JPEG header declares them, None if not found."""
+    with path.open("rb") as handle:
+        if kind == "png":
+            head = handle.read(24)  # signature, IHDR length and type, width, height
+            if head[12:16] != b"IHDR":
+                return None
+            return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        handle.seek(2)  # after SOI
+        while True:
+            byte = handle.read(1)
+            while byte and byte != b"\xff":
+                byte = handle.read(1)
+            while byte == b"\xff":  # fill bytes before the marker code
+                byte = handle.read(1)
+            if not byte or byte[0] in (0xD9, 0xDA):  # end of file or of image, or scan data
+                return None
+            marker = byte[0]
+            if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a segment
+                continue
+            length = int.from_bytes(handle.read(2), "big")
+            if marker in _JPEG_FRAME_MARKERS:
+                frame = handle.read(5)  # precision, height, width
+                if len(frame) < 5:
+                    return None
+                return int.from_bytes(frame[3:5], "big"), int.from_bytes(frame[1:3], "big")
+            handle.seek(max(length - 2, 0), io.SEEK_CUR)
 
 
 def _pillow_frame(image: Image.Image) -> tuple[_Frame, str]:

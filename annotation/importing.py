@@ -25,7 +25,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation import imaging
-from annotation.models import Case, CaseImage, Chain, Image, ImportRun, Report, Step, Study, TaskType
+from annotation.models import (
+    Case,
+    CaseImage,
+    Chain,
+    Image,
+    ImportRun,
+    Report,
+    Step,
+    Study,
+    TaskType,
+)
 from cxr.questions import parse_answer, parse_question
 from cxr.text import split_steps
 

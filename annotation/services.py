@@ -13,7 +13,15 @@ from django.db import transaction
 from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
-from annotation.models import Assignment, Chain, ReviewEvent, Role, StaleVersion, Step, WorkflowError
+from annotation.models import (
+    Assignment,
+    Chain,
+    ReviewEvent,
+    Role,
+    StaleVersion,
+    Step,
+    WorkflowError,
+)
 
 User = AbstractBaseUser | AnonymousUser
 

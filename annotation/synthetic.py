@@ -79,8 +79,8 @@ def make_chest_array(
     edge = np.float32(max(2.0 / size, 0.012))  # soft edges about a few pixels wide
 
     image = np.full((size, size), AIR, dtype=np.float32)
-    body = _ellipse(x, y, 0, 0.2, 0.93 * jitter(0.03), 1.25, edge)
-    shoulders = _ellipse(x, y, 0, -0.72, 1.05, 0.35, edge)
+    body = _ellipse(x, y, 0, 0.25, 0.9 * jitter(0.03), 1.3, edge)
+    shoulders = _ellipse(x, y, 0, -0.68, 1.02, 0.28, edge)
     image = _blend(image, SOFT_TISSUE, np.maximum(body, shoulders))
 
     lungs = _lungs(x, y, rng, edge)
@@ -268,7 +268,7 @@ def _lungs(x, y, rng: np.random.Generator, edge) -> np.ndarray:
 
 def _mediastinum(x, y, rng: np.random.Generator, finding: str | None, edge) -> np.ndarray:
     scale = 1.35 if finding == "cardiomegaly" else 1 + rng.uniform(-0.05, 0.05)
-    heart = _ellipse(x, y, 0.1 * scale, 0.3, 0.26 * scale, 0.24 * scale**0.5, edge)
+    heart = _ellipse(x, y, 0.08 * scale, 0.24, 0.28 * scale, 0.25 * scale**0.5, edge)
     column = _soft(0.11 - np.abs(x), edge) * _soft(0.35 - y, edge) * _soft(y + 0.95, edge)
     aortic_knob = _ellipse(x, y, 0.12, -0.28, 0.07, 0.06, edge)
     return np.maximum(np.maximum(heart, column), aortic_knob)
@@ -288,7 +288,8 @@ def _ribs(x, y, rng: np.random.Generator, edge) -> np.ndarray:
         y0 = -0.72 + 0.13 * k + phase
         centre = y0 - 0.25 * lateral + 0.55 * lateral**2
         ribs = np.maximum(ribs, _soft(0.018 - np.abs(y - centre), edge * 0.7))
-    return ribs * _soft(0.8 - lateral, edge) * _soft(lateral - 0.05, edge)
+    thorax = _soft(0.45 - y, edge * 4)  # ribs fade out below the diaphragm
+    return ribs * thorax * _soft(0.8 - lateral, edge) * _soft(lateral - 0.05, edge)
 
 
 def _clavicles(x, y, rng: np.random.Generator, edge) -> np.ndarray:
@@ -308,8 +309,8 @@ def _nodule(x, y, rng: np.random.Generator) -> np.ndarray:
 
 def _effusion(x, y, lungs: np.ndarray, rng: np.random.Generator, edge) -> np.ndarray:
     side = rng.choice([-1, 1])
-    level = rng.uniform(0.12, 0.22)
+    level = rng.uniform(0.05, 0.15)
     # Meniscus: the fluid climbs the lateral chest wall, blunting the costophrenic angle.
-    surface = level - 0.35 * np.clip(side * x - 0.25, 0, None) ** 1.5
+    surface = level - 0.9 * np.clip(side * x - 0.3, 0, None) ** 1.5
     same_side = _soft(side * x - 0.06, edge)
     return lungs * same_side * _soft(y - surface, edge)

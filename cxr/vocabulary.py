@@ -77,7 +77,7 @@ class Observation:
     terms: tuple[str, ...] = ()  # regexes: a match mentions the observation
     anatomy: tuple[str, ...] = ()  # regexes: a mention only with a qualifier nearby
     parent: str | None = None  # the broader observation a finding of this one implies
-    # Whether a present or uncertain finding rules out "No Finding" (devices do not, as in CheXpert).
+    # Whether a present or uncertain finding rules out "No Finding" (devices do not: CheXpert).
     abnormal: bool = True
     pattern: re.Pattern[str] | None = field(init=False, repr=False, compare=False, default=None)
     anatomy_pattern: re.Pattern[str] | None = field(
@@ -98,7 +98,7 @@ def _compile(alternatives: tuple[str, ...]) -> re.Pattern[str]:
 
 # Qualifiers for anatomy mentions, looked for a few words around "heart size", "mediastinum".
 ENLARGED_QUALIFIER: Final = re.compile(
-    r"\b(?:enlarge\w*|large|larger|widen\w*|wide|prominen\w*|increas\w*|big|cardiomegaly)\b"
+    r"\b(?:enlarge\w*|large|larger|widen\w*|wide|prominen\w*|increas\w*|big)\b"
 )
 BORDERLINE_QUALIFIER: Final = re.compile(
     r"\b(?:top[- ]normal|upper(?:[- ]limits?)?(?: of)?[- ]normal|high[- ]normal|borderline)\b"
@@ -149,7 +149,8 @@ OBSERVATIONS: Final[dict[str, Observation]] = {
                 r"cardiomegaly",
                 r"cardiac (?:enlargement|hypertrophy)",
                 r"enlarge(?:d|ment of)(?: the)? (?:heart|cardiac (?:silhouette|size|shadow))",
-                r"(?:enlarged|large|prominent|increased) cardiac (?:silhouette|size|shadow|contour)",
+                r"(?:enlarged|large|prominent|increased) cardiac"
+                r" (?:silhouette|size|shadow|contour)",
             ),
             anatomy=(
                 r"heart(?: size)?",
@@ -282,7 +283,13 @@ OBSERVATIONS: Final[dict[str, Observation]] = {
         ),
         Observation(
             ENDOTRACHEAL_TUBE,
-            terms=(r"endotracheal tube", r"et tube", r"ett", r"tracheostomy(?: tube)?", r"intubat\w*"),
+            terms=(
+                r"endotracheal tube",
+                r"et tube",
+                r"ett",
+                r"tracheostomy(?: tube)?",
+                r"intubat\w*",
+            ),
             parent=SUPPORT_DEVICES,
             abnormal=False,
         ),
