@@ -36,6 +36,7 @@ class Role(models.TextChoices):
     RADIOLOGIST = "radiologist", "Radiologist"
     CURATOR = "curator", "Curator"
     RESEARCHER = "researcher", "Researcher"
+    ADJUDICATOR = "adjudicator", "Adjudicator (senior reader)"
 
 
 class TaskType(models.TextChoices):
@@ -181,9 +182,17 @@ class Chain(models.Model):
         VERIFIED = "verified", "Verified"
         REJECTED = "rejected", "Rejected"
 
+    class Purpose(models.TextChoices):
+        REFERENCE = "reference", "Reference (as mined, imported or generated)"
+        READING = "reading", "One reader's private copy (double reading)"
+        ADJUDICATED = "adjudicated", "Settled from two readings"
+
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="chains")
     origin = models.CharField(max_length=16, choices=Origin.choices, db_index=True)
+    purpose = models.CharField(
+        max_length=12, choices=Purpose.choices, default=Purpose.REFERENCE, db_index=True
+    )
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
     )
@@ -260,6 +269,13 @@ class Step(models.Model):
         max_length=12, choices=Verdict.choices, default=Verdict.UNREVIEWED, db_index=True
     )
     finding = models.JSONField(null=True, blank=True, help_text='{"observation", "status"}')
+    evidence = models.JSONField(
+        null=True, blank=True, help_text='{"report": "current"|"prior", "start", "end", "text"}'
+    )
+    source_step = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="copies",
+        help_text="The step this one copies (double reading, adjudication)",
+    )
     note = models.TextField(blank=True)
     added_by_reader = models.BooleanField(default=False)
     deleted = models.BooleanField(default=False)
@@ -392,3 +408,123 @@ class ImportRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.filename}: {self.imported} imported, {self.rejected} rejected"
+
+
+class Job(models.Model):
+    """Background work (mining, exports) with progress the UI polls, and a readable error."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=20, db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    progress = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    message = models.CharField(max_length=500, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.status} {self.progress}/{self.total}"
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.progress / self.total) if self.total else 0
+
+
+class ExportSnapshot(models.Model):
+    """An immutable, reproducible dataset version: filters, counts, file hashes, code revision."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    number = models.PositiveIntegerField(unique=True, help_text="v1, v2, ... in creation order")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    options = models.JSONField(default=dict, help_text="formats and filters, as given")
+    counts = models.JSONField(default=dict, blank=True)
+    files = models.JSONField(default=list, blank=True, help_text='[{"path", "sha256", "bytes"}]')
+    manifest = models.JSONField(default=dict, blank=True, help_text="chain uuid -> content sha256")
+    code_revision = models.CharField(max_length=64, blank=True)
+    path = models.CharField(max_length=500, blank=True)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"snapshot v{self.number} ({self.status})"
+
+
+class ModelRun(models.Model):
+    """A model and checkpoint with its generation settings, whose outputs come back for review."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=200, unique=True)
+    checkpoint = models.CharField(max_length=500, blank=True)
+    config = models.JSONField(default=dict, blank=True, help_text="Generation settings")
+    snapshot = models.ForeignKey(ExportSnapshot, null=True, blank=True, on_delete=models.SET_NULL)
+    snapshot_ref = models.CharField(
+        max_length=100, blank=True, help_text="Snapshot id as the run recorded it"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Prediction(models.Model):
+    """One model output for one case, parsed into an answer and a chain, with its scores."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    run = models.ForeignKey(ModelRun, on_delete=models.CASCADE, related_name="predictions")
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="predictions")
+    chain = models.OneToOneField(
+        Chain, null=True, blank=True, on_delete=models.SET_NULL, related_name="prediction"
+    )
+    raw_text = models.TextField(blank=True)
+    answer = models.JSONField(default=list, blank=True)
+    correct = models.BooleanField(null=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    accuracy = models.FloatField(null=True, blank=True)
+    factuality = models.FloatField(null=True, blank=True)
+    completeness = models.FloatField(null=True, blank=True)
+    effectiveness = models.FloatField(null=True, blank=True)
+    radrscore = models.FloatField(null=True, blank=True, db_index=True)
+    details = models.JSONField(default=dict, blank=True, help_text="matched/missed/contradicted")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "case"], name="prediction_unique_case")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run} on {self.case_id}"

@@ -27,9 +27,9 @@ from pydicom.uid import (
     generate_uid,
 )
 
-Finding = Literal["nodule", "effusion", "cardiomegaly"]
+Finding = Literal["nodule", "effusion", "cardiomegaly", "consolidation"]
 Compression = Literal["rle", "jpeg-ls", "jpeg2000", "jpeg-baseline"]
-FINDINGS: tuple[str, ...] = ("nodule", "effusion", "cardiomegaly")
+FINDINGS: tuple[str, ...] = ("nodule", "effusion", "cardiomegaly", "consolidation")
 COMPRESSIONS: dict[str, str] = {
     "rle": RLELossless,  # pydicom's own encoder
     "jpeg-ls": JPEGLSLossless,  # pyjpegls
@@ -66,7 +66,7 @@ def make_chest_array(
 
     `seed` varies the anatomy a little and the noise; `finding` adds a simple lesion so
     demo cases differ: a nodule, a pleural effusion (fluid level, blunted costophrenic
-    angle) or an enlarged heart.
+    angle), an enlarged heart, or patchy lower-zone consolidation.
     """
     if finding is not None and finding not in FINDINGS:
         raise ValueError(f"unknown finding {finding!r}: choose from {', '.join(FINDINGS)}")
@@ -95,6 +95,8 @@ def make_chest_array(
         image += _nodule(x, y, rng) * 0.25
     elif finding == "effusion":
         image = _blend(image, SOFT_TISSUE + 0.05, _effusion(x, y, lungs, rng, edge))
+    elif finding == "consolidation":
+        image = _blend(image, SOFT_TISSUE, _consolidation(x, y, lungs, rng) * 0.8)
 
     image += rng.normal(0, 0.008, size=image.shape).astype(np.float32)  # quantum mottle
     top = 2**bits - 1
@@ -314,3 +316,15 @@ def _effusion(x, y, lungs: np.ndarray, rng: np.random.Generator, edge) -> np.nda
     surface = level - 0.9 * np.clip(side * x - 0.3, 0, None) ** 1.5
     same_side = _soft(side * x - 0.06, edge)
     return lungs * same_side * _soft(y - surface, edge)
+
+
+def _consolidation(x, y, lungs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Patchy airspace opacity: overlapping blobs in one lower zone."""
+    side = rng.choice([-1, 1])
+    patches = np.zeros(np.broadcast_shapes(x.shape, y.shape), dtype=np.float32)
+    for _ in range(7):
+        cx, cy = side * rng.uniform(0.25, 0.5), rng.uniform(0.0, 0.3)
+        radius = rng.uniform(0.04, 0.09)
+        blob = np.exp(-(((x - cx) ** 2 + (y - cy) ** 2) / (2 * radius**2)))
+        patches = np.maximum(patches, blob.astype(np.float32))
+    return lungs * patches

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotation.views import curator, images, review
+from annotation.views import comparison, curator, dashboard, exports, images, mining, review
 
 app_name = "annotation"
 
@@ -27,3 +27,6 @@ urlpatterns = [
     path("verified/", curator.verified, name="verified"),
     path("images/<uuid:image>/render/", images.render_image, name="image-render"),
 ]
+
+# Each feature module owns its own routes (names inside the "annotation" namespace).
+urlpatterns += mining.urlpatterns + exports.urlpatterns + dashboard.urlpatterns + comparison.urlpatterns

@@ -158,11 +158,12 @@ _POST_UNCERTAINTY: Final = _triggers(
 )
 # "A or B" leaves both open, but only as a direct alternative, not "tip in the SVC or atrium".
 _OR_BEFORE: Final = re.compile(r"\bor (?:\w+ ){0,2}$")
-_OR_AFTER: Final = re.compile(r"^,? (?:\w+ ){0,1}or\b")
+_OR_AFTER: Final = re.compile(r",? (?:\w+ ){0,1}or\b")  # used with match(): anchored
 # A clause ends at these: negation or uncertainty does not carry across them.
 _TERMINATOR: Final = re.compile(
     r"\b(?:but|however|although|though|except(?: for)?|aside from|apart from|otherwise|which|"
-    r"whereas|while|yet|with the exception of|there (?:is|are)|and (?:there|the|a))\b|[;:]| - "
+    r"whereas|while|yet|with the exception of|there (?:is|are)|and (?:there|the|a)|"
+    r"and (?:interval |new )?(?:placement|insertion|replacement))\b|[;:]| - "
 )
 # After a comma, these words start a new statement rather than continue a list, so they end the
 # reach of a "no" before the comma: "no effusion, small pneumothorax" vs "no effusion, pneumothorax
@@ -240,13 +241,15 @@ class _Sentence:
                 break
         return clause_start, clause_end
 
-    def _unmasked(self, position: int) -> bool:
+    def _unmasked(self, pattern: re.Pattern[str], position: int) -> bool:
+        if pattern is _DOUBLE_NEGATION:
+            return True  # the masks hide the "no"/"not" inside these, not the phrases themselves
         return not any(start <= position < end for start, end in self.masked)
 
     def before(self, pattern: re.Pattern[str], start: int, end: int, clause_start: int) -> bool:
         """A trigger before the mention (or inside it: "heart is not enlarged") reaches it."""
         for match in pattern.finditer(self.text, clause_start, end):
-            if not self._unmasked(match.start()):
+            if not self._unmasked(pattern, match.start()):
                 continue
             if match.end() >= start or not _COMMA_BREAK.search(self.text, match.end(), start):
                 return True
@@ -255,7 +258,7 @@ class _Sentence:
     def after(self, pattern: re.Pattern[str], end: int, clause_end: int, reach: int) -> bool:
         """A trigger after the mention reaches it when no comma stands between them."""
         for match in pattern.finditer(self.text, end, min(clause_end, end + reach)):
-            if self._unmasked(match.start()) and "," not in self.text[end : match.start()]:
+            if self._unmasked(pattern, match.start()) and "," not in self.text[end : match.start()]:
                 return True
         return False
 
@@ -295,10 +298,12 @@ class _Sentence:
         return None
 
     def place(self, start: int, end: int) -> tuple[str | None, str | None]:
-        """Laterality and location stated near a mention, within its clause."""
+        """Laterality and location stated near a mention, within its clause and list item."""
         clause_start, clause_end = self.clause(start, end)
-        window_start = max(clause_start, start - _NEAR_BEFORE)
+        window_start = max(clause_start, start - _NEAR_BEFORE, self.text.rfind(",", 0, start) + 1)
         window_end = min(clause_end, end + _NEAR_AFTER)
+        comma = self.text.find(",", end, window_end)
+        window_end = comma if comma >= 0 else window_end
         sides: set[str] = set()
         for match in _LATERALITY.finditer(self.text, window_start, window_end):
             word = match.group(1)

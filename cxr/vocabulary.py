@@ -163,7 +163,8 @@ OBSERVATIONS: Final[dict[str, Observation]] = {
             LUNG_OPACITY,
             terms=(
                 r"opaci\w*",
-                r"(?:increased )?densit(?:y|ies)",
+                # Not "soft tissue density" or "high density material": those are not lung.
+                r"(?<!soft tissue )(?<!high )(?<!bone )(?<!radiopaque )densit(?:y|ies)",
                 r"infiltrat\w*",
                 r"air[- ]?space (?:disease|process|filling)",
                 r"hazy|haziness",
@@ -270,10 +271,8 @@ OBSERVATIONS: Final[dict[str, Observation]] = {
                 r"port(?:-a-cath)?",
                 r"mediport",
                 r"leads?",
-                r"(?:sternotomy|sternal) wires?",
                 r"swan[- ]ganz",
                 r"ij",
-                r"clips?",
                 r"impella",
                 r"lvad",
                 r"balloon pump",

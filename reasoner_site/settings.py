@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "template_partials",
+    "django_tasks",
+    "django_tasks_db",
     "annotation",
 ]
 
@@ -132,6 +134,10 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_TLS_PROXY", False) else None
 )
+
+# Background jobs (mining, exports): django-tasks with its database backend; `manage.py
+# db_worker` runs them (bin/demo starts one beside the web server).
+TASKS = {"default": {"BACKEND": env_str("WORKBENCH_TASK_BACKEND", "django_tasks_db.DatabaseBackend")}}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

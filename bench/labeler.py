@@ -1,0 +1,115 @@
+"""Benchmark the findings labeler against labels implied by real RadRBench cases; print figures.
+
+Labels come from the questions themselves: "Does this chest X-ray show X?" answered Yes/No says
+whether X is in the report; a single-choice question says its answer's observation is present and
+the other options' are absent. The labeler agrees when it calls the observation present (or
+uncertain, see --uncertain) exactly when the label says so. Also prints reports per second on one
+core. Reads ../shared/data/radrbench-dev/cases.jsonl and skips cleanly when it is absent.
+
+    python bench/labeler.py [--cases PATH] [--uncertain positive|negative] [--errors N]
+"""
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from cxr.labeler import ABSENT, PRESENT, UNCERTAIN, label_report  # noqa: E402
+from cxr.questions import parse_answer, parse_question  # noqa: E402
+from cxr.vocabulary import canonical  # noqa: E402
+
+CASES = Path(__file__).resolve().parents[1].parent / "shared/data/radrbench-dev/cases.jsonl"
+BINARY_PREFIX = "does this chest x-ray show "
+# Seconds of repeated labeling for the speed figure: long enough to be stable, short to wait.
+SPEED_SECONDS = 2.0
+
+
+def implied_labels(records: list[dict[str, object]]) -> dict[tuple[str, str], bool]:
+    """(report, observation) -> present? from binary and single-choice questions.
+
+    A pair that two questions label differently is dropped (and counted on stderr).
+    """
+    votes: dict[tuple[str, str], set[bool]] = defaultdict(set)
+    for record in records:
+        task, report = str(record["task"]), str(record["original_report"])
+        question = parse_question(str(record["question"]))
+        letters = parse_answer(record["answer"], question.options)  # type: ignore[arg-type]
+        chosen = {option.text for option in question.options if option.key in letters}
+        if task == "chexpert_binary":
+            stem = question.stem.split("\n")[0].lower()
+            observation = canonical(stem.removeprefix(BINARY_PREFIX).rstrip("?"))
+            votes[(report, observation)].add(chosen == {"Yes"})
+        elif task == "chexpert_single":
+            for option in question.options:
+                votes[(report, canonical(option.text))].add(option.text in chosen)
+    conflicts = sum(len(v) > 1 for v in votes.values())
+    if conflicts:
+        print(f"dropped {conflicts} pairs that questions label both ways", file=sys.stderr)
+    return {key: next(iter(v)) for key, v in votes.items() if len(v) == 1}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=Path, default=CASES, help="RadRBench cases.jsonl")
+    parser.add_argument(
+        "--uncertain",
+        choices=("positive", "negative"),
+        default="positive",
+        help="how an uncertain finding counts against a yes/no label",
+    )
+    parser.add_argument("--errors", type=int, default=0, help="print this many disagreements")
+    args = parser.parse_args(argv)
+    if not args.cases.exists():
+        print(f"skipped: {args.cases} is absent")
+        return 0
+    with args.cases.open(encoding="utf-8") as lines:
+        records = [json.loads(line) for line in lines if line.strip()]
+    labels = implied_labels(records)
+    reports = sorted({report for report, _ in labels})
+    statuses = {report: {f.observation: f for f in label_report(report)} for report in reports}
+    positive = {PRESENT, UNCERTAIN} if args.uncertain == "positive" else {PRESENT}
+
+    agree: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    errors: list[str] = []
+    for (report, observation), expected in sorted(labels.items()):
+        finding = statuses[report].get(observation)
+        status = finding.status if finding else "not mentioned"
+        predicted = status in positive
+        total[observation] += 1
+        if predicted == expected:
+            agree[observation] += 1
+        else:
+            evidence = finding.evidence if finding else report
+            errors.append(f"{observation}: label {expected}, labeler {status}: {evidence}")
+
+    print(f"labels: {sum(total.values())} (report, observation) pairs from {len(reports)} reports")
+    print(f"uncertain counts as {args.uncertain}")
+    for observation in sorted(total):
+        share = agree[observation] / total[observation]
+        print(f"  {observation:<28} {share:6.3f}  ({agree[observation]}/{total[observation]})")
+    overall = sum(agree.values()) / max(1, sum(total.values()))
+    print(f"overall agreement: {overall:.3f}")
+    counts = Counter(f.status for found in statuses.values() for f in found.values())
+    print(f"statuses: {', '.join(f'{s} {counts[s]}' for s in (PRESENT, UNCERTAIN, ABSENT))}")
+
+    every_report = sorted({str(record["original_report"]) for record in records})
+    labelled, started = 0, time.perf_counter()
+    while time.perf_counter() - started < SPEED_SECONDS:
+        for report in every_report:
+            label_report(report)
+        labelled += len(every_report)
+    rate = labelled / (time.perf_counter() - started)
+    mean_chars = sum(map(len, every_report)) / len(every_report)
+    print(f"speed: {rate:.0f} reports/s on one core (mean report {mean_chars:.0f} characters)")
+    for line in errors[: args.errors]:
+        print("  x " + line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
