@@ -60,8 +60,8 @@ def _radiologists() -> QuerySet[Any]:
 @require_http_methods(["GET", "POST"])
 def curator(request: HttpRequest) -> HttpResponse:
     _require_curator(request)
-    source = request.POST if request.method == "POST" else request.GET
-    chain_filter = ChainFilter(source)
+    # The filter lives in the query string, for the list and for "assign all matching" alike.
+    chain_filter = ChainFilter(request.GET)
     chains = chain_filter.apply(
         Chain.objects.select_related("case").annotate(readers=Count("assignments"))
     ).order_by("created_at", "id")

@@ -111,6 +111,9 @@ def _panel_context(request: HttpRequest, chain: Chain, **extra: Any) -> dict[str
 @require_GET
 def chain_page(request: HttpRequest, chain: Any) -> HttpResponse:
     chain_obj = _chain_for(request, chain, write=False)
+    if services.can_review_chain(request.user, chain_obj):
+        services.open_chain(chain_obj, request.user)
+        chain_obj.refresh_from_db(fields=["status"])  # opening moves a pending chain to in review
     case = chain_obj.case
     editing = request.GET.get("edit", "")
     context = _panel_context(
@@ -121,8 +124,6 @@ def chain_page(request: HttpRequest, chain: Any) -> HttpResponse:
         report=case.report,
         prior_report=case.prior_report,
     )
-    if context["can_review"]:
-        services.open_chain(chain_obj, request.user)
     return render(request, TEMPLATE, context)
 
 

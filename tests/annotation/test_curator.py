@@ -1,0 +1,99 @@
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.urls import reverse
+
+from annotation import demo
+from annotation.models import Assignment, Case, Chain
+
+
+def client_for(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_it_filters_chains_as_a_page_and_as_a_fragment(make_chain: Any, carol: Any) -> None:
+    make_chain(task_type="binary")
+    make_chain(task_type="open", status=Chain.Status.VERIFIED)
+    client = client_for(carol)
+    page = client.get(reverse("annotation:curator"), {"task": "open"})
+    assert page.status_code == 200 and "<html" in page.content.decode()
+    assert "1 chains" in page.content.decode()
+    fragment = client.get(reverse("annotation:curator"), {"status": "pending"}, HTTP_HX_REQUEST="true")
+    body = fragment.content.decode()
+    assert body.lstrip().startswith('<section id="chain-table"') and "1 chains" in body
+
+
+def test_it_assigns_selected_chains_in_bulk(make_chain: Any, carol: Any, alice: Any) -> None:
+    chains = [make_chain() for _ in range(3)]
+    response = client_for(carol).post(
+        reverse("annotation:curator"),
+        {"reader": alice.pk, "scope": "selected", "chains": [str(chains[0].uuid), str(chains[2].uuid)]},
+    )
+    assert response.status_code == 302
+    assert set(Assignment.objects.filter(reader=alice).values_list("chain_id", flat=True)) == {chains[0].pk, chains[2].pk}
+    page = client_for(carol).get(reverse("annotation:curator"))
+    assert 'data-reader-open="alice">2<' in page.content.decode()
+
+
+def test_it_assigns_every_chain_matching_the_filter(make_chain: Any, carol: Any, alice: Any) -> None:
+    make_chain(task_type="binary")
+    make_chain(task_type="binary")
+    make_chain(task_type="open")
+    client_for(carol).post(reverse("annotation:curator") + "?task=binary", {"reader": alice.pk, "scope": "all"})
+    assert Assignment.objects.filter(reader=alice).count() == 2
+
+
+def test_it_refuses_to_assign_to_a_non_radiologist(make_chain: Any, carol: Any, dave: Any) -> None:
+    chain = make_chain()
+    client_for(carol).post(reverse("annotation:curator"), {"reader": dave.pk, "scope": "selected", "chains": [str(chain.uuid)]})
+    assert not Assignment.objects.exists()
+
+
+def test_it_keeps_curator_pages_from_other_roles(alice: Any, dave: Any, eve: Any, carol: Any) -> None:
+    for user in (alice, dave, eve):
+        assert client_for(user).get(reverse("annotation:curator")).status_code == 403
+        assert client_for(user).get(reverse("annotation:import")).status_code == 403
+    assert client_for(alice).get(reverse("annotation:verified")).status_code == 403
+    assert client_for(dave).get(reverse("annotation:verified")).status_code == 200
+    assert client_for(carol).get(reverse("annotation:verified")).status_code == 200
+
+
+def test_it_sends_each_role_home_to_its_own_page(alice: Any, carol: Any, dave: Any, eve: Any) -> None:
+    assert client_for(alice).get("/")["Location"] == reverse("annotation:queue")
+    assert client_for(carol).get("/")["Location"] == reverse("annotation:curator")
+    assert client_for(dave).get("/")["Location"] == reverse("annotation:verified")
+    assert client_for(eve).get("/").status_code == 403
+
+
+def test_create_user_gives_the_role_and_prints_a_password(db: Any, capsys: Any) -> None:
+    call_command("create_user", "rita", "--role", "radiologist")
+    out = capsys.readouterr().out
+    password = out.strip().rsplit(": ", 1)[1]
+    user = get_user_model().objects.get(username="rita")
+    assert user.check_password(password) and user.groups.filter(name="radiologist").exists()
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("create_user", "rita", "--role", "curator")
+
+
+def test_the_demo_creates_users_and_cases_once(db: Any, settings: Any, capsys: Any) -> None:
+    settings.DEBUG = True
+    call_command("seed_demo")
+    out = capsys.readouterr().out
+    assert "Imported 12 cases, 0 rejected" in out and "alice / alice-reads-films / radiologist" in out
+    assert Case.objects.filter(source="demo").count() == 12
+    assert set(Case.objects.values_list("task_type", flat=True)) == {"binary", "single", "multi", "open", "temporal"}
+    temporal = Case.objects.filter(task_type="temporal").first()
+    assert [ci.label for ci in temporal.case_images.all()] == ["prior", "current"]
+    assert Assignment.objects.filter(reader__username="alice").count() == 12
+    call_command("seed_demo")
+    assert "already present" in capsys.readouterr().out
+    assert Case.objects.count() == 12
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="DJANGO_DEBUG"):
+        call_command("seed_demo")
+    assert demo.USERS[0][0] == "alice"
