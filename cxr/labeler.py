@@ -9,7 +9,9 @@ core). For every sentence of the findings and impression sections:
 3. a negation trigger in the mention's clause makes it absent ("no pneumothorax", "effusion has
    resolved"), else an uncertainty trigger makes it uncertain ("may represent", "cannot exclude"),
    else it is present. A clause ends at the sentence end or at "but", "however", ";" and the like;
-4. per observation, keep the strongest mention (present > uncertain > absent, as CheXpert does),
+   a mention of a past finding ("scarring from prior pneumonia") is skipped;
+4. laterality and location come from the words next to the mention, within its list item;
+5. per observation, keep the strongest mention (present > uncertain > absent, as CheXpert does),
    preferring the impression's sentence as evidence.
 """
 
@@ -17,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from cxr import triggers as t
 from cxr.sections import FINDINGS, IMPRESSION, section_spans
 from cxr.text import sentence_spans
 from cxr.vocabulary import (
@@ -64,135 +67,6 @@ class Finding:
         }
 
 
-def _triggers(*alternatives: str) -> re.Pattern[str]:
-    return re.compile(r"\b(?:" + "|".join(alternatives) + r")\b")
-
-
-# "no change in the effusion" describes an effusion: these phrases negate nothing.
-_PSEUDO: Final = _triggers(
-    r"no (?:significant |appreciable |substantial |definite |major |notable |interval |"
-    r"significant interval |other )?(?:change|increase|decrease|improvement|worsening|"
-    r"progression|enlargement|difference|shift)",
-    r"not (?:significantly |substantially |appreciably |much )?(?:changed|increased|"
-    r"decreased|improved|worsened|different)",
-    r"without (?:significant |interval |appreciable )?(?:change|interval change)",
-    r"not only",
-    r"no doubt",
-    r"not well (?:seen|visualized|evaluated|assessed)",
-    r"gram[- ]negative",
-)
-# Double negation: "cannot exclude", "is not ruled out" leave the question open.
-_DOUBLE_NEGATION: Final = _triggers(
-    r"(?:cannot|can ?not|can't|could not|couldn't|may not|difficult to|unable to)"
-    r"(?: be)?(?: entirely| completely| definitely| totally| fully)?"
-    r" (?:exclude[sd]?|rule[sd]? out|ruled out)",
-    r"(?:is|are|was|were|be)? ?not (?:entirely |completely |definitely |totally )?"
-    r"(?:excluded|ruled out)",
-    r"not (?:clearly|definitely|confidently) (?:seen|visualized|identified|excluded)",
-)
-_PRE_NEGATION: Final = _triggers(
-    r"no",
-    r"not",
-    r"without",
-    r"negative for",
-    r"absen(?:t|ce of)",
-    r"free of",
-    r"clear of",
-    r"(?:interval )?resolution of",
-    r"(?:interval )?removal of",
-    r"resolved",
-    r"removed",
-    r"rather than",
-    r"none",
-    r"nor",
-    r"neither",
-    r"ruled? out",
-    r"exclud(?:es|ing)",
-)
-_POST_NEGATION: Final = _triggers(
-    r"(?:is|are|was|were|has been|have been)? ?(?:not|no longer) (?:been )?(?:seen|identified|"
-    r"visuali[sz]ed|appreciated|present|evident|demonstrated|noted|detected|visible|apparent|"
-    r"observed|shown|there)",
-    r"(?:has|have|had)? ?(?:nearly |almost |completely |since )?(?:resolved|cleared|disappeared)",
-    r"(?:has|have) been (?:removed|withdrawn|discontinued)",
-    r"(?:is|are|was|were) (?:now )?(?:absent|gone|removed)",
-    r"removed",
-    r"ruled out",
-)
-_PRE_UNCERTAINTY: Final = _triggers(
-    r"may",
-    r"might",
-    r"could",
-    r"possib(?:le|ly|ility of)",
-    r"probabl[ey]",
-    r"presum(?:ed|ably|ptive)",
-    r"suspect(?:ed)?",
-    r"suspicio(?:n|us) (?:of|for)",
-    r"concern(?:ing)? (?:for|of)",
-    r"worrisome (?:for|of)",
-    r"question(?:able|ed)?(?: of)?",
-    r"suggest(?:s|ed|ing|ive of)?",
-    r"differential(?: diagnosis)?(?: includes?| considerations? includes?)?",
-    r"consider(?:ed|ation of)?",
-    r"(?:to )?(?:evaluate|assess|eval) for",
-    r"(?:to )?rule out",
-    r"r/o",
-    r"equivocal",
-    r"indeterminate",
-    r"uncertain",
-    r"atypical",
-    r"raises? (?:the )?(?:concern|possibility|question) (?:of|for)",
-    r"correlat(?:e|ion) (?:clinically )?for",
-    r"versus",
-    r"vs\.?",
-)
-_POST_UNCERTAINTY: Final = _triggers(
-    r"(?:is|are|was|were)? ?(?:also )?(?:possible|possibly present|suspected|questioned|"
-    r"questionable|favou?red|considered|a consideration|a possibility|uncertain|equivocal|"
-    r"not excluded|suggested)",
-    r"(?:may|might|could|can) (?:also )?(?:be|not be) (?:present|seen|noted|identified|there|"
-    r"developing|considered)",
-    r"versus",
-    r"vs\.?",
-    r"\?",
-)
-# "A or B" leaves both open, but only as a direct alternative, not "tip in the SVC or atrium".
-_OR_BEFORE: Final = re.compile(r"\bor (?:\w+ ){0,2}$")
-_OR_AFTER: Final = re.compile(r",? (?:\w+ ){0,1}or\b")  # used with match(): anchored
-# A clause ends at these: negation or uncertainty does not carry across them.
-_TERMINATOR: Final = re.compile(
-    r"\b(?:but|however|although|though|except(?: for)?|aside from|apart from|otherwise|which|"
-    r"whereas|while|yet|with the exception of|there (?:is|are)|and (?:there|the|a)|"
-    r"and (?:interval |new )?(?:placement|insertion|replacement))\b|[;:]| - "
-)
-# After a comma, these words start a new statement rather than continue a list, so they end the
-# reach of a "no" before the comma: "no effusion, small pneumothorax" vs "no effusion, pneumothorax
-# or consolidation".
-_COMMA_BREAK: Final = re.compile(
-    r",[^,]*\b(?:small|moderate|large|mild|severe|trace|minimal|tiny|new|persistent|stable|"
-    r"unchanged|increas\w*|decreas\w*|improv\w*|worsen\w*|there|the|a|an|is|are|was|were|with|"
-    r"has|have|seen|noted|present|likely|probable|possible|may)\b"
-)
-
-_LATERALITY: Final = re.compile(
-    r"\b(?:(left|right|bilateral(?:ly)?|both|bibasi(?:lar|al)|biapical)(?:[- ]sided)?)\b"
-)
-_LOCATION: Final = re.compile(
-    r"\b(?:(?:upper|middle|lower|mid) (?:lobes?|lung(?: zones?| fields?)?|zones?)|lingula\w*|"
-    r"bases?|basilar|basal|bibasilar|apex|apices|apical|retrocardiac|perihilar|hilar|"
-    r"infrahilar|suprahilar|costophrenic (?:angles?|sulcus)|mid lungs?|lung bases?|"
-    r"subpulmonic|fissure|lateral chest wall|chest wall)\b"
-)
-# How many characters either side of a mention count as "near" for qualifiers and laterality.
-_NEAR_BEFORE: Final = 40
-_NEAR_AFTER: Final = 30
-_QUALIFIER_BEFORE: Final = 15  # "enlarged heart", "normal heart size": the qualifier leads closely
-_POST_REACH: Final = 60
-# Post-uncertainty must follow its mention closely ("effusion is possible"), or it attaches to
-# whatever else the clause names ("opacity, which may represent pneumonia").
-_POST_UNCERTAINTY_REACH: Final = 40
-
-
 @dataclass(frozen=True)
 class _Mention:
     observation: str
@@ -226,9 +100,9 @@ class _Sentence:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.terminators = [m.span() for m in _TERMINATOR.finditer(text)]
+        self.terminators = [m.span() for m in t.TERMINATOR.finditer(text)]
         # Stretches whose "no"/"not" negate nothing: pseudo and double negations.
-        self.masked = [m.span() for p in (_PSEUDO, _DOUBLE_NEGATION) for m in p.finditer(text)]
+        self.masked = [m.span() for p in (t.PSEUDO, t.DOUBLE_NEGATION) for m in p.finditer(text)]
 
     def clause(self, start: int, end: int) -> tuple[int, int]:
         """The stretch around a mention that negation and uncertainty may reach."""
@@ -242,7 +116,7 @@ class _Sentence:
         return clause_start, clause_end
 
     def _unmasked(self, pattern: re.Pattern[str], position: int) -> bool:
-        if pattern is _DOUBLE_NEGATION:
+        if pattern is t.DOUBLE_NEGATION:
             return True  # the masks hide the "no"/"not" inside these, not the phrases themselves
         return not any(start <= position < end for start, end in self.masked)
 
@@ -251,7 +125,7 @@ class _Sentence:
         for match in pattern.finditer(self.text, clause_start, end):
             if not self._unmasked(pattern, match.start()):
                 continue
-            if match.end() >= start or not _COMMA_BREAK.search(self.text, match.end(), start):
+            if match.end() >= start or not t.COMMA_BREAK.search(self.text, match.end(), start):
                 return True
         return False
 
@@ -264,17 +138,18 @@ class _Sentence:
 
     def status(self, start: int, end: int) -> str:
         clause_start, clause_end = self.clause(start, end)
-        if self.before(_PRE_NEGATION, start, end, clause_start) or self.after(
-            _POST_NEGATION, end, clause_end, _POST_REACH
+        if self.before(t.PRE_NEGATION, start, end, clause_start) or self.after(
+            t.POST_NEGATION, end, clause_end, t.POST_REACH
         ):
             return ABSENT
         uncertain = (
-            self.before(_DOUBLE_NEGATION, start, end, clause_start)
-            or self.after(_DOUBLE_NEGATION, end, clause_end, _POST_REACH)
-            or self.before(_PRE_UNCERTAINTY, start, end, clause_start)
-            or self.after(_POST_UNCERTAINTY, end, clause_end, _POST_UNCERTAINTY_REACH)
-            or _OR_BEFORE.search(self.text, clause_start, start) is not None
-            or _OR_AFTER.match(self.text, end, clause_end) is not None
+            self.before(t.DOUBLE_NEGATION, start, end, clause_start)
+            or self.after(t.DOUBLE_NEGATION, end, clause_end, t.POST_REACH)
+            or self.before(t.PRE_UNCERTAINTY, start, end, clause_start)
+            or self.after(t.POST_UNCERTAINTY, end, clause_end, t.POST_UNCERTAINTY_REACH)
+            or self.after(t.QUESTION_MARK, end, clause_end, t.POST_UNCERTAINTY_REACH)
+            or t.OR_BEFORE.search(self.text, clause_start, start) is not None
+            or t.OR_AFTER.match(self.text, end, clause_end) is not None
         )
         return UNCERTAIN if uncertain else PRESENT
 
@@ -285,8 +160,8 @@ class _Sentence:
         enlarged" a mention whose status negation and uncertainty still decide ("not enlarged").
         """
         clause_start, clause_end = self.clause(start, end)
-        window_start = max(clause_start, start - _QUALIFIER_BEFORE)
-        window = self.text[window_start : min(clause_end, end + _NEAR_AFTER)]
+        window_start = max(clause_start, start - t.QUALIFIER_BEFORE)
+        window = self.text[window_start : min(clause_end, end + t.NEAR_AFTER)]
         if BORDERLINE_QUALIFIER.search(window):
             return start, end, UNCERTAIN
         enlarged = ENLARGED_QUALIFIER.search(window)
@@ -300,19 +175,20 @@ class _Sentence:
     def place(self, start: int, end: int) -> tuple[str | None, str | None]:
         """Laterality and location stated near a mention, within its clause and list item."""
         clause_start, clause_end = self.clause(start, end)
-        window_start = max(clause_start, start - _NEAR_BEFORE, self.text.rfind(",", 0, start) + 1)
-        window_end = min(clause_end, end + _NEAR_AFTER)
-        comma = self.text.find(",", end, window_end)
-        window_end = comma if comma >= 0 else window_end
+        window_start = max(clause_start, start - t.NEAR_BEFORE, self.text.rfind(",", 0, start) + 1)
+        window_end = min(clause_end, end + t.NEAR_AFTER)
+        # The next list item or a second finding joined by "with"/"and" has its own place.
+        boundary = t.ITEM_END.search(self.text, end, window_end)
+        window_end = boundary.start() if boundary else window_end
         sides: set[str] = set()
-        for match in _LATERALITY.finditer(self.text, window_start, window_end):
+        for match in t.LATERALITY.finditer(self.text, window_start, window_end):
             word = match.group(1)
             sides.add(word if word in {LEFT, RIGHT} else BILATERAL)
         if BILATERAL in sides or len(sides) == 2:
             laterality: str | None = BILATERAL
         else:
             laterality = next(iter(sides), None)
-        location = _LOCATION.search(self.text, window_start, window_end)
+        location = t.LOCATION.search(self.text, window_start, window_end)
         return laterality, location.group(0) if location else None
 
 
@@ -328,6 +204,10 @@ def _sentence_mentions(report: str, start: int, end: int, section: str) -> list[
         if sentence is None:
             sentence = _Sentence(lowered)
         for m_start, m_end, forced in _find(observation, sentence):
+            if not observation.lasting and t.HISTORICAL.search(
+                lowered, max(0, m_start - 40), m_start
+            ):
+                continue
             if observation.name == NO_FINDING:
                 status = PRESENT  # "no acute process" states normality; its "no" negates nothing
             else:

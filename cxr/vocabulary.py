@@ -79,6 +79,9 @@ class Observation:
     parent: str | None = None  # the broader observation a finding of this one implies
     # Whether a present or uncertain finding rules out "No Finding" (devices do not: CheXpert).
     abnormal: bool = True
+    # Whether a past finding still shows on today's film ("old rib fractures"), so that "prior"
+    # or "history of" before a mention does not dismiss it.
+    lasting: bool = False
     pattern: re.Pattern[str] | None = field(init=False, repr=False, compare=False, default=None)
     anatomy_pattern: re.Pattern[str] | None = field(
         init=False, repr=False, compare=False, default=None
@@ -180,7 +183,8 @@ OBSERVATIONS: Final[dict[str, Observation]] = {
         Observation(
             LUNG_LESION,
             terms=(
-                r"lesions?",
+                r"(?<!osseous )(?<!bony )(?<!bone )(?<!lytic )(?<!blastic )(?<!sclerotic )"
+                r"(?<!skin )lesions?",
                 r"nodular (?:densit|opacit|opacification)\w*",
                 r"cavitary lesions?",
                 r"carcinoma",
@@ -242,8 +246,9 @@ OBSERVATIONS: Final[dict[str, Observation]] = {
                 r"fibrotic",
                 r"apical (?:pleural )?caps?",
             ),
+            lasting=True,
         ),
-        Observation(FRACTURE, terms=(r"fractur\w*", r"fx")),
+        Observation(FRACTURE, terms=(r"fractur\w*", r"fx"), lasting=True),
         Observation(
             SUPPORT_DEVICES,
             terms=(
@@ -347,14 +352,18 @@ OBSERVATIONS: Final[dict[str, Observation]] = {
                 r"fractured ribs?",
             ),
             parent=FRACTURE,
+            lasting=True,
         ),
         Observation(
             CLAVICLE_FRACTURE,
             terms=(r"clavic\w* fractur\w*", r"fractur\w* of (?:the )?(?:\w+ )?clavicle"),
             parent=FRACTURE,
+            lasting=True,
         ),
         Observation(HERNIA, terms=(r"hernia\w*",)),
-        Observation(EMPHYSEMA, terms=(r"(?<!subcutaneous )(?<!soft tissue )emphysema\w*",)),
+        Observation(
+            EMPHYSEMA, terms=(r"(?<!subcutaneous )(?<!soft tissue )emphysema\w*",), lasting=True
+        ),
         Observation(NODULE, terms=(r"nodul\w*",), parent=LUNG_LESION),
         Observation(MASS, terms=(r"mass(?:es)?",), parent=LUNG_LESION),
     )
