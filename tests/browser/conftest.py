@@ -28,9 +28,13 @@ TIMEOUT_MS = 10_000  # generous for a loaded CI box; every wait is on a DOM stat
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the playwright package is not installed"
+    )
     if not CHROMIUM.exists():
-        pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM} (apt-get install chromium)")
+        pytest.skip(
+            f"browser tests need Debian's Chromium at {CHROMIUM} (apt-get install chromium)"
+        )
     sync_api.expect.set_options(timeout=TIMEOUT_MS)
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -46,7 +50,9 @@ def new_page(browser: Any, live_server: Any) -> Iterator[Callable[[], Any]]:
     contexts: list[Any] = []
 
     def make() -> Any:
-        context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 900})
+        context = browser.new_context(
+            base_url=live_server.url, viewport={"width": 1400, "height": 900}
+        )
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
         return context.new_page()

@@ -16,7 +16,9 @@ from annotation.models import Chain, Image, Step
 
 pytestmark = pytest.mark.browser
 
-expect: Any = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
+expect: Any = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is not installed"
+).expect
 
 STEPS = ("Look at the costophrenic angles.", "The right angle is blunted.", "Answer: A) Yes.")
 PAGE_WEIGHT_LIMIT = 150_000  # bytes of HTML + CSS + JS for one case page, images excluded
@@ -40,7 +42,13 @@ def verdict_class(verdict: str) -> re.Pattern[str]:
 
 
 def test_it_reviews_a_chain_from_the_queue_to_verified(
-    page: Any, new_page: Callable[[], Any], login: Any, make_chain: Any, alice: Any, bob: Any
+    page: Any,
+    new_page: Callable[[], Any],
+    login: Any,
+    make_chain: Any,
+    alice: Any,
+    bob: Any,
+    tmp_path: Path,
 ) -> None:
     chain = make_chain(readers=(alice,), steps=STEPS)
     first, second, third = chain.live_steps()
@@ -85,8 +93,12 @@ def test_it_reviews_a_chain_from_the_queue_to_verified(
     expect(editor).to_be_focused()
     editor.fill("The right costophrenic angle is sharp.")
     editor.press("Enter")
-    expect(row(page, second).locator(".text")).to_have_text("The right costophrenic angle is sharp.")
-    expect(row(page, second).locator(".original")).to_have_text("Originally: The right angle is blunted.")
+    expect(row(page, second).locator(".text")).to_have_text(
+        "The right costophrenic angle is sharp."
+    )
+    expect(row(page, second).locator(".original")).to_have_text(
+        "Originally: The right angle is blunted."
+    )
 
     # The history shows the edit as a word diff.
     page.locator("details.history summary").click()
@@ -110,6 +122,7 @@ def test_it_reviews_a_chain_from_the_queue_to_verified(
     expect(page.locator("#steps > li.step").last).to_contain_text("Correct · added")
     # The history followed every change without being reopened.
     expect(page.locator("#history")).to_contain_text("added step 4")
+    page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
 
     page.locator("body").press("v")
     expect(page).to_have_url(re.compile(r"/queue/$"))
@@ -123,7 +136,9 @@ def test_it_reviews_a_chain_from_the_queue_to_verified(
     expect(page.locator("#steps > li.step .badge")).to_have_text(
         ["Incorrect · rewritten", "Correct", "Irrelevant", "Correct · added"]
     )
-    expect(row(page, second).locator(".original")).to_have_text("Originally: The right angle is blunted.")
+    expect(row(page, second).locator(".original")).to_have_text(
+        "Originally: The right angle is blunted."
+    )
     expect(page.locator("#chain-panel")).to_contain_text("Verified by alice")
     expect(page.locator("#chain-panel")).to_contain_text("Read-only.")
     expect(page.locator("#chain-panel button")).to_have_count(0)
@@ -146,9 +161,13 @@ def test_it_refuses_to_verify_while_a_step_has_no_verdict(
     first = chain.live_steps()[0]
     login(page, "alice")
     open_chain(page, chain)
+    expect(page.locator(".case .status")).to_have_text("In review")  # opening it started the review
     button(row(page, first), "Correct").click()
     expect(row(page, first)).to_have_class(verdict_class("correct"))
-    button(page, "Verify chain").click()
+    verify = button(page, "Verify chain")
+    expect(verify).to_have_attribute("aria-disabled", "true")
+    # aria-disabled only signals the state: a click still goes to the server, which says why.
+    verify.click(force=True)
     expect(page.locator("#chain-panel").get_by_role("alert")).to_have_text(
         "2 steps still without a verdict: mark every step before verifying"
     )
@@ -158,7 +177,7 @@ def test_it_refuses_to_verify_while_a_step_has_no_verdict(
 
 
 def test_it_shows_a_stale_edit_as_a_conflict_without_overwriting(
-    page: Any, login: Any, make_chain: Any, alice: Any
+    page: Any, login: Any, make_chain: Any, alice: Any, tmp_path: Path
 ) -> None:
     chain = make_chain(readers=(alice,), steps=STEPS)
     first = chain.live_steps()[0]
@@ -173,8 +192,11 @@ def test_it_shows_a_stale_edit_as_a_conflict_without_overwriting(
     editor.press("Enter")
     conflict = row(page, first).get_by_role("alert")
     expect(conflict).to_contain_text("Someone changed this since you loaded it")
-    expect(conflict.locator(".current-text")).to_have_text("Current text: “Look at both costophrenic angles.”")
+    expect(conflict.locator(".current-text")).to_have_text(
+        "Current text: “Look at both costophrenic angles.”"
+    )
     expect(editor).to_have_value("Check the angles.")  # the draft is kept for another try
+    page.screenshot(path=str(tmp_path / "conflict.png"))
     first.refresh_from_db()
     assert first.text == "Look at both costophrenic angles."
 
@@ -188,8 +210,13 @@ def _write_png(store: Path) -> Image:
     ramp.save(buffer, format="PNG")
     data = buffer.getvalue()
     image = Image(
-        sha256=hashlib.sha256(data).hexdigest(), kind=Image.Kind.PNG, width=256, height=256,
-        window_center=128, window_width=256, size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        kind=Image.Kind.PNG,
+        width=256,
+        height=256,
+        window_center=128,
+        window_width=256,
+        size_bytes=len(data),
     )
     image.path.parent.mkdir(parents=True, exist_ok=True)
     image.path.write_bytes(data)
@@ -255,11 +282,13 @@ def test_it_shows_the_image_with_invert_reset_and_window_drag(
     page.screenshot(path=str(tmp_path / "case-page-windowed.png"), full_page=True)
 
 
-def test_it_keeps_the_case_page_under_150_kb(page: Any, login: Any, make_chain: Any, alice: Any) -> None:
+def test_it_keeps_the_case_page_under_150_kb(
+    page: Any, login: Any, make_chain: Any, alice: Any
+) -> None:
     chain = make_chain(readers=(alice,), steps=STEPS)
     login(page, "alice")
     responses: list[Any] = []
-    page.on("response", responses.append)
+    page.on("response", lambda response: responses.append(response))
     page.goto(f"/chains/{chain.uuid}/", wait_until="networkidle")
     sizes = {
         response.url: len(response.body())
