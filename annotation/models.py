@@ -308,9 +308,10 @@ class Step(models.Model):
             self.refresh_from_db()
             raise StaleVersion(self, expected)
         self.refresh_from_db()
+        # "at" keeps the step's position at the time: history stays right after a reorder.
         ReviewEvent.objects.create(
             chain_id=self.chain_id, step=self, actor=by, action=action,
-            before=before, after=changes,
+            before=before, after={**changes, "at": self.position},
         )
 
     def mark(self, verdict: str, *, by: Any, expected: int) -> None:

@@ -316,7 +316,8 @@ def chain_history(request: HttpRequest, chain: Any) -> HttpResponse:
 
 
 def _summary(event: ReviewEvent) -> str:
-    position = f"step {event.step.position}" if event.step_id else "chain"
+    at = event.after.get("at") or (event.step.position if event.step_id else None)
+    position = f"step {at}" if event.step_id else "chain"
     if event.action == "verdict":
         return f"{position}: {event.before.get('verdict')} → {event.after.get('verdict')}"
     if event.action == "note":

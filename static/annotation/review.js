@@ -60,6 +60,12 @@
     else if (!row.contains(document.activeElement)) row.focus({ preventScroll: true });
   });
 
+  // The history panel reloads after a change only while it is open.
+  document.body.addEventListener("chainChanged", () => {
+    const panel = document.querySelector("details.history");
+    if (panel && panel.open && window.htmx) window.htmx.trigger(panel, "refresh");
+  });
+
   // Drag and drop: the new order goes through the same hidden form as any other change.
   let dragged = null;
   document.addEventListener("dragstart", (e) => {

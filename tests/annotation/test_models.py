@@ -18,7 +18,7 @@ def test_it_keeps_the_original_text_when_a_step_is_rewritten(make_chain: Any, al
     assert step.rewritten
     edit = ReviewEvent.objects.get(step=step, action="edit")
     assert edit.before == {"text": "The right angle is blunted."}
-    assert edit.after == {"text": "The right angle is sharp."}
+    assert edit.after == {"text": "The right angle is sharp.", "at": 2}
     assert edit.actor == alice
 
 

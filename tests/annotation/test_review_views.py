@@ -198,3 +198,13 @@ def test_it_keeps_every_view_closed_to_the_wrong_people(make_chain: Any, alice: 
     step.refresh_from_db()
     chain.refresh_from_db()
     assert step.version == 1 and chain.version == 1 and chain.events.count() == 0
+
+
+def test_it_names_steps_in_history_by_their_position_at_the_time(make_chain: Any, alice: Any) -> None:
+    chain = make_chain(readers=(alice,))
+    a, b, c = chain.live_steps()
+    client = client_for(alice)
+    client.post(reverse("annotation:step-verdict", args=[c.uuid]), {"verdict": "incorrect", "version": 1}, **HX)
+    client.post(reverse("annotation:step-move", args=[c.uuid]), {"direction": "up", "chain_version": 1}, **HX)
+    body = client.get(reverse("annotation:chain-history", args=[chain.uuid]), **HX).content.decode()
+    assert "step 3: unreviewed → incorrect" in body
