@@ -24,7 +24,7 @@ import numpy as np
 import pydicom
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, pixel_array
+from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 from pydicom.pixels.utils import get_expected_length
 from pydicom.uid import (
     UID,
@@ -44,9 +44,19 @@ JPEG_QUALITY = 90
 Kind = Literal["dicom", "png", "jpeg"]
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SIGNATURE = b"\xff\xd8\xff"
-# Code String values (PS3.5 6.2): anything else in a technical field is refused, so a
-# mis-filled header cannot smuggle a name or an id into ImageInfo.
-_CODE_STRING = re.compile(r"[A-Z0-9 _]{1,16}")
+# Technical text fields keep only the standard's defined terms (PS3.3): a mis-filled
+# header cannot carry a name or an id into ImageInfo through them.
+PHOTOMETRICS = frozenset(
+    "MONOCHROME1 MONOCHROME2 RGB YBR_FULL YBR_FULL_422 YBR_PARTIAL_420 YBR_PARTIAL_422 "
+    "YBR_ICT YBR_RCT ARGB CMYK HSV XYB".split()
+) | {"PALETTE COLOR"}
+MODALITIES = frozenset(
+    "AR ASMT AU BDUS BI BMD CR CT DG DOC DX ECG EPS ES FID GM HC HD IO IOL IVOCT IVUS KER KO "
+    "LEN LS MG MR M3D NM OAM OCT OP OPM OPT OPTBSV OPTENF OPV OSS OT PLAN PR PT PX REG RESP RF "
+    "RG RTDOSE RTIMAGE RTPLAN RTRECORD RTSTRUCT RWV SEG SM SMR SR SRF STAIN TG US VA XA XC".split()
+)
+VIEW_POSITIONS = frozenset("AP PA LL RL RLD LLD RLO LLO LAT LATERAL".split())
+VOI_FUNCTIONS = frozenset({"LINEAR", "LINEAR_EXACT", "SIGMOID"})
 _UID_STRING = re.compile(r"[0-9.]{1,64}")
 
 
@@ -218,71 +228,77 @@ def _load_dicom(
 ) -> tuple[_Frame, dict[str, Any]]:
     name = path.name
     ds = _read_dicom(path)
-    rows, cols = _header_int(ds, "Rows", name), _header_int(ds, "Columns", name)
-    if rows < 1 or cols < 1:
-        raise ImageError(f"{name}: invalid DICOM header: {cols}x{rows} pixels")
-    _check_size(name, cols, rows, max_pixels)  # before any decoding
-    frames = _header_int(ds, "NumberOfFrames", name, default=1)
-    if frames < 1:
-        raise ImageError(f"{name}: invalid DICOM header: Number of Frames is {frames}")
+    rows, cols, frames = _dicom_geometry(ds, name, max_pixels)  # before any decoding
     if not 0 <= index < frames:
         raise ImageError(f"{name}: has {frames} frame(s), no frame {index}")
-    bits_allocated = _header_int(ds, "BitsAllocated", name)
-    bits_stored = _header_int(ds, "BitsStored", name, default=bits_allocated)
-    photometric = _code_string(ds.get("PhotometricInterpretation"))
+    photometric = _term(ds.get("PhotometricInterpretation"), PHOTOMETRICS)
     if photometric is None:
-        raise ImageError(f"{name}: invalid DICOM header: no Photometric Interpretation")
+        raise ImageError(
+            f"{name}: invalid DICOM header: Photometric Interpretation missing or unknown"
+        )
     syntax = _transfer_syntax(ds, name)
     _check_length(ds, name, syntax)
-
-    first = _decode_frame(ds, name, index, syntax)
+    first = _decode_frame(ds, name, index, syntax, (rows, cols))
     for other in range(frames) if all_frames else ():
-        if other != index:
-            _decode_frame(ds, name, other, syntax)  # validation only: every frame must decode
-    if first.shape[:2] != (rows, cols):
-        raise ImageError(
-            f"{name}: decoded pixels are {first.shape[1]}x{first.shape[0]}, "
-            f"the header says {cols}x{rows}"
-        )
+        if other != index:  # validation only: every frame must decode
+            _decode_frame(ds, name, other, syntax, (rows, cols))
 
-    slope = _header_float(ds, "RescaleSlope", name, default=1.0)
-    intercept = _header_float(ds, "RescaleIntercept", name, default=0.0)
-    if slope == 0:
-        raise ImageError(f"{name}: invalid DICOM header: Rescale Slope is 0")
-    voi_lut = _has_lut(ds, "VOILUTSequence")
-    window = _file_window(ds)
-    frame = _Frame(
-        pixels=first,
-        bits_stored=bits_stored,
-        monochrome1=photometric == "MONOCHROME1",
-        slope=slope,
-        intercept=intercept,
-        modality_lut=ds if _has_lut(ds, "ModalityLUTSequence") else None,
-        voi_lut=ds if voi_lut else None,
-        window=window,
-        voi_function=_code_string(ds.get("VOILUTFunction")) or "LINEAR",
-    )
-    if photometric == "PALETTE COLOR":
-        frame.pixels = apply_color_lut(first, ds)
-        frame.bits_stored = 8 * frame.pixels.dtype.itemsize  # the palette's own depth
-    frame.colour = frame.pixels.ndim == 3
+    frame = _dicom_frame(ds, name, first, photometric)
+    window = None if frame.colour else frame.window
     fields = {
         "kind": "dicom",
         "width": cols,
         "height": rows,
-        "bits_stored": bits_stored,
+        "bits_stored": _header_int(ds, "BitsStored", name, default=ds.BitsAllocated),
         "photometric": photometric,
-        "modality": _code_string(ds.get("Modality")),
-        "view_position": _code_string(ds.get("ViewPosition")),
-        "window_center": None if window is None or frame.colour else window[0],
-        "window_width": None if window is None or frame.colour else window[1],
-        "rescale_slope": slope,
-        "rescale_intercept": intercept,
+        "modality": _term(ds.get("Modality"), MODALITIES),
+        "view_position": _term(ds.get("ViewPosition"), VIEW_POSITIONS),
+        "window_center": None if window is None else window[0],
+        "window_width": None if window is None else window[1],
+        "rescale_slope": frame.slope,
+        "rescale_intercept": frame.intercept,
         "transfer_syntax": str(syntax) if _UID_STRING.fullmatch(str(syntax)) else None,
         "frames": frames,
-        "voi_lut": voi_lut,
+        "voi_lut": frame.voi_lut is not None,
     }
     return frame, fields
+
+
+def _dicom_geometry(ds: Dataset, name: str, max_pixels: int) -> tuple[int, int, int]:
+    """(rows, columns, frames) from the header, refusing oversized or malformed images."""
+    rows, cols = _header_int(ds, "Rows", name), _header_int(ds, "Columns", name)
+    if rows < 1 or cols < 1:
+        raise ImageError(f"{name}: invalid DICOM header: {cols}x{rows} pixels")
+    _check_size(name, cols, rows, max_pixels)
+    frames = _header_int(ds, "NumberOfFrames", name, default=1)
+    if frames < 1:
+        raise ImageError(f"{name}: invalid DICOM header: Number of Frames is {frames}")
+    bits_allocated = _header_int(ds, "BitsAllocated", name)
+    _header_int(ds, "BitsStored", name, default=bits_allocated)  # must be a number too
+    return rows, cols, frames
+
+
+def _dicom_frame(ds: Dataset, name: str, pixels: np.ndarray, photometric: str) -> _Frame:
+    """A decoded frame with the display attributes of its dataset."""
+    slope = _header_float(ds, "RescaleSlope", name, default=1.0)
+    if slope == 0:
+        raise ImageError(f"{name}: invalid DICOM header: Rescale Slope is 0")
+    frame = _Frame(
+        pixels=pixels,
+        bits_stored=_header_int(ds, "BitsStored", name, default=ds.BitsAllocated),
+        monochrome1=photometric == "MONOCHROME1",
+        slope=slope,
+        intercept=_header_float(ds, "RescaleIntercept", name, default=0.0),
+        modality_lut=ds if _has_lut(ds, "ModalityLUTSequence") else None,
+        voi_lut=ds if _has_lut(ds, "VOILUTSequence") else None,
+        window=_file_window(ds),
+        voi_function=_term(ds.get("VOILUTFunction"), VOI_FUNCTIONS) or "LINEAR",
+    )
+    if photometric == "PALETTE COLOR":
+        frame.pixels = apply_color_lut(pixels, ds)
+        frame.bits_stored = 8 * frame.pixels.dtype.itemsize  # the palette's own depth
+    frame.colour = frame.pixels.ndim == 3
+    return frame
 
 
 def _transfer_syntax(ds: Dataset, name: str) -> UID:
@@ -330,7 +346,9 @@ def _fast_plugin(ds: Dataset, syntax: UID) -> str:
     return ""
 
 
-def _decode_frame(ds: Dataset, name: str, index: int, syntax: UID) -> np.ndarray:
+def _decode_frame(
+    ds: Dataset, name: str, index: int, syntax: UID, shape: tuple[int, int]
+) -> np.ndarray:
     plugins = [_fast_plugin(ds, syntax), ""]  # "" lets pydicom try every plugin in turn
     if not plugins[0]:
         plugins = plugins[1:]
@@ -343,6 +361,11 @@ def _decode_frame(ds: Dataset, name: str, index: int, syntax: UID) -> np.ndarray
                 raise ImageError(
                     f"{name}: cannot decode {syntax.name} pixel data ({_reason(exc)})"
                 ) from exc
+    if arr.shape[:2] != shape:
+        raise ImageError(
+            f"{name}: frame {index} decodes to {arr.shape[1]}x{arr.shape[0]} pixels, "
+            f"the header says {shape[1]}x{shape[0]}"
+        )
     if not arr.dtype.isnative:  # big endian files decode to big endian arrays
         arr = arr.astype(arr.dtype.newbyteorder("="))
     return arr
@@ -357,7 +380,8 @@ def _load_pillow(
         _check_size(name, *declared, max_pixels)  # from the header: before Pillow sees it
     try:
         # Pillow checks its own pixel limit while reading the header; make its warning an
-        # error here so every oversized image fails the same way (as ImageError).
+        # error so every oversized image fails the same way. (catch_warnings swaps the
+        # process-wide filters: harmless here, as no other warning is raised as an error.)
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(path)
@@ -524,12 +548,11 @@ def _has_lut(ds: Dataset, keyword: str) -> bool:
     return bool(items) and "LUTDescriptor" in items[0] and "LUTData" in items[0]
 
 
-def _code_string(value: Any) -> str | None:
+def _term(value: Any, allowed: frozenset[str]) -> str | None:
+    """A defined term of the standard, or None for anything else."""
     value = _first(value)
-    if value is None:
-        return None
-    text = str(value).strip().upper()
-    return text if _CODE_STRING.fullmatch(text) else None
+    text = "" if value is None else str(value).strip().upper()
+    return text if text in allowed else None
 
 
 def _reason(exc: BaseException) -> str:
@@ -632,13 +655,24 @@ def _window(values: np.ndarray, center: float, width: float, function: str) -> n
 
 
 def _voi_lut(ds: Dataset, values: np.ndarray) -> np.ndarray:
-    """VOI LUT Sequence (pydicom's apply_voi_lut) scaled to [0, 1]."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pydicom warns on float input; we pass integers
-        out = apply_voi_lut(np.rint(values).astype(np.int64), ds, prefer_lut=True)
-    out = out.astype(np.float32)
-    # Scale by the depth the table actually uses: some files declare 16 bits for 12-bit data.
-    top = float(2 ** int(out.max()).bit_length() - 1) if out.size else 1.0
+    """The first VOI LUT Sequence item (PS3.3 C.11.2.1.1), scaled to [0, 1].
+
+    Not pydicom's apply_voi_lut: pydicom 3.0 builds the table indices in the table's own
+    dtype, so an 8-bit table with more than 256 entries wraps around.
+    """
+    item = ds.VOILUTSequence[0]
+    entries, first, _ = (int(v) for v in item.LUTDescriptor)
+    data = item.LUTData
+    if isinstance(data, bytes):  # OW: raw 16-bit words in the dataset's byte order
+        big_endian = ds.file_meta.get("TransferSyntaxUID") == ExplicitVRBigEndian
+        table = np.frombuffer(data, dtype=">u2" if big_endian else "<u2")
+    else:  # US: one value or a list
+        table = np.atleast_1d(np.asarray(data, dtype=np.int64))
+    table = table[: entries or 65536].astype(np.float32)  # 0 entries means 2**16
+    index = np.clip(np.rint(values) - first, 0, table.size - 1).astype(np.int64)
+    out = table[index]
+    # Scale by the depth the table really uses: some files declare 16 bits for 12-bit data.
+    top = float(2 ** int(table.max()).bit_length() - 1) if table.size else 1.0
     return out / max(top, 1.0)
 
 

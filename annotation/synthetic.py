@@ -55,6 +55,7 @@ FAKE_IDENTIFIERS: Mapping[str, str] = {
     "OtherPatientIDs": "DEMO-OTHER-0001",
 }
 
+Array = np.ndarray  # float32 images, or a row / column of coordinates that broadcast
 # Attenuation of each structure as a fraction of full scale (MONOCHROME2: bright = dense).
 AIR, SOFT_TISSUE, LUNG, MEDIASTINUM, BONE = 0.04, 0.55, 0.2, 0.7, 0.82
 
@@ -73,13 +74,12 @@ def make_chest_array(
     if not 1 <= bits <= 16:
         raise ValueError(f"bits must be 1..16, not {bits}")
     rng = np.random.default_rng(seed)
-    jitter = lambda spread: 1 + rng.uniform(-spread, spread)  # noqa: E731
     axis = np.linspace(-1, 1, size, dtype=np.float32)
     y, x = axis[:, None], axis[None, :]  # broadcast instead of a full meshgrid
     edge = np.float32(max(2.0 / size, 0.012))  # soft edges about a few pixels wide
 
     image = np.full((size, size), AIR, dtype=np.float32)
-    body = _ellipse(x, y, 0, 0.25, 0.9 * jitter(0.03), 1.3, edge)
+    body = _ellipse(x, y, 0, 0.25, 0.9 * (1 + rng.uniform(-0.03, 0.03)), 1.3, edge)
     shoulders = _ellipse(x, y, 0, -0.68, 1.02, 0.28, edge)
     image = _blend(image, SOFT_TISSUE, np.maximum(body, shoulders))
 
@@ -215,7 +215,9 @@ def _dataset(path: Path, modality: str, entropy: list[str]) -> FileDataset:
     return ds
 
 
-def _set_image(ds: Dataset, stored: np.ndarray, bits: int, monochrome1: bool, size_mm: float):
+def _set_image(
+    ds: Dataset, stored: np.ndarray, bits: int, monochrome1: bool, size_mm: float
+) -> None:
     rows, cols = stored.shape
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME1" if monochrome1 else "MONOCHROME2"
@@ -242,21 +244,21 @@ def _encapsulate_jpeg(ds: Dataset, stored: np.ndarray) -> None:
 # ---------------------------------------------------------------- anatomy
 
 
-def _soft(distance: np.ndarray, edge: np.float32) -> np.ndarray:
+def _soft(distance: Array, edge: float) -> Array:
     """0 outside, 1 inside, a smooth ramp across the boundary (no aliasing)."""
     return 0.5 * (1 + np.tanh(distance / edge))
 
 
-def _ellipse(x, y, cx: float, cy: float, rx: float, ry: float, edge) -> np.ndarray:
+def _ellipse(x: Array, y: Array, cx: float, cy: float, rx: float, ry: float, edge: float) -> Array:
     radius = np.sqrt(((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2)
     return _soft(np.float32(min(rx, ry)) * (1 - radius), edge)
 
 
-def _blend(image: np.ndarray, level: float, mask: np.ndarray) -> np.ndarray:
+def _blend(image: Array, level: float, mask: Array) -> Array:
     return image + (np.float32(level) - image) * mask
 
 
-def _lungs(x, y, rng: np.random.Generator, edge) -> np.ndarray:
+def _lungs(x: Array, y: Array, rng: np.random.Generator, edge: float) -> Array:
     lungs = np.zeros(np.broadcast_shapes(x.shape, y.shape), dtype=np.float32)
     for side in (-1, 1):  # -1: patient's right (image left in a PA view)
         cx, rx = side * 0.37 * (1 + rng.uniform(-0.03, 0.03)), 0.29 * (1 + rng.uniform(-0.05, 0.05))
@@ -268,7 +270,9 @@ def _lungs(x, y, rng: np.random.Generator, edge) -> np.ndarray:
     return lungs
 
 
-def _mediastinum(x, y, rng: np.random.Generator, finding: str | None, edge) -> np.ndarray:
+def _mediastinum(
+    x: Array, y: Array, rng: np.random.Generator, finding: str | None, edge: float
+) -> Array:
     scale = 1.35 if finding == "cardiomegaly" else 1 + rng.uniform(-0.05, 0.05)
     heart = _ellipse(x, y, 0.08 * scale, 0.24, 0.28 * scale, 0.25 * scale**0.5, edge)
     column = _soft(0.11 - np.abs(x), edge) * _soft(0.35 - y, edge) * _soft(y + 0.95, edge)
@@ -276,13 +280,13 @@ def _mediastinum(x, y, rng: np.random.Generator, finding: str | None, edge) -> n
     return np.maximum(np.maximum(heart, column), aortic_knob)
 
 
-def _spine(x, y, edge) -> np.ndarray:
+def _spine(x: Array, y: Array, edge: float) -> Array:
     column = _soft(0.055 - np.abs(x), edge)
     vertebrae = 0.85 + 0.15 * np.cos(y * np.float32(np.pi * 14))  # discs between bodies
     return column * vertebrae
 
 
-def _ribs(x, y, rng: np.random.Generator, edge) -> np.ndarray:
+def _ribs(x: Array, y: Array, rng: np.random.Generator, edge: float) -> Array:
     ribs = np.zeros(np.broadcast_shapes(x.shape, y.shape), dtype=np.float32)
     phase = rng.uniform(-0.02, 0.02)
     lateral = np.abs(x)
@@ -294,7 +298,7 @@ def _ribs(x, y, rng: np.random.Generator, edge) -> np.ndarray:
     return ribs * thorax * _soft(0.8 - lateral, edge) * _soft(lateral - 0.05, edge)
 
 
-def _clavicles(x, y, rng: np.random.Generator, edge) -> np.ndarray:
+def _clavicles(x: Array, y: Array, rng: np.random.Generator, edge: float) -> Array:
     tilt = 0.28 + rng.uniform(-0.03, 0.03)
     lateral = np.abs(x)
     line = -0.62 - tilt * (lateral - 0.08)  # medial end low, lateral end high
@@ -302,14 +306,14 @@ def _clavicles(x, y, rng: np.random.Generator, edge) -> np.ndarray:
     return bone * _soft(0.62 - lateral, edge) * _soft(lateral - 0.07, edge)
 
 
-def _nodule(x, y, rng: np.random.Generator) -> np.ndarray:
+def _nodule(x: Array, y: Array, rng: np.random.Generator) -> Array:
     side = rng.choice([-1, 1])
     cx, cy = side * rng.uniform(0.28, 0.45), rng.uniform(-0.35, 0.2)
     radius = rng.uniform(0.03, 0.05)
     return np.exp(-(((x - cx) ** 2 + (y - cy) ** 2) / (2 * radius**2))).astype(np.float32)
 
 
-def _effusion(x, y, lungs: np.ndarray, rng: np.random.Generator, edge) -> np.ndarray:
+def _effusion(x: Array, y: Array, lungs: Array, rng: np.random.Generator, edge: float) -> Array:
     side = rng.choice([-1, 1])
     level = rng.uniform(0.05, 0.15)
     # Meniscus: the fluid climbs the lateral chest wall, blunting the costophrenic angle.
@@ -318,7 +322,7 @@ def _effusion(x, y, lungs: np.ndarray, rng: np.random.Generator, edge) -> np.nda
     return lungs * same_side * _soft(y - surface, edge)
 
 
-def _consolidation(x, y, lungs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _consolidation(x: Array, y: Array, lungs: Array, rng: np.random.Generator) -> Array:
     """Patchy airspace opacity: overlapping blobs in one lower zone."""
     side = rng.choice([-1, 1])
     patches = np.zeros(np.broadcast_shapes(x.shape, y.shape), dtype=np.float32)
