@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
 
 from annotation import imaging, services
+from annotation.previews import SIZES, cached_render
 from annotation.models import Image
 
-SIZES = {"512": 512, "1024": 1024, "2048": 2048, "full": None}
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
 
 
@@ -24,22 +21,6 @@ def _float(value: str | None) -> float | None:
     if number != number or abs(number) > 1e7:  # NaN or absurd
         raise ValueError(value)
     return round(number, 1)  # bounds the number of distinct cache entries
-
-
-def cached_render(image: Image, *, window: tuple[float, float] | None, invert: bool, size: str, fmt: str) -> bytes:
-    params = f"{window}|{invert}|{size}|{fmt}|v1"
-    key = hashlib.sha256(params.encode()).hexdigest()[:16]
-    path = settings.RENDER_CACHE / image.sha256[:2] / f"{image.sha256}-{key}.{fmt}"
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    data = imaging.render(image.path, window=window, invert=invert, max_side=SIZES[size], fmt=fmt)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{fmt}.part{id(data)}")
-    partial.write_bytes(data)
-    partial.replace(path)  # atomic: concurrent renders of the same key are harmless
-    return data
 
 
 @login_required

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
-from annotation import services
+from annotation import previews, services
 from annotation.diffing import word_diff
 from annotation.models import Chain, ReviewEvent, StaleVersion, Step, WorkflowError
 
@@ -62,6 +62,7 @@ def next_case(request: HttpRequest) -> HttpResponse:
     if not services.is_radiologist(request.user):
         return HttpResponseForbidden("Only radiologists have a review queue")
     chain = services.next_chain_for(request.user)
+    previews.warm_next_for(request.user)
     if chain is None:
         messages.info(request, "Your queue is empty: nothing left to review.")
         return redirect("annotation:queue")

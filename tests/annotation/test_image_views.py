@@ -92,3 +92,20 @@ def test_it_keeps_dicom_identifiers_out_of_pages_api_and_database(
         for value in FAKE_VALUES:
             assert value not in text, value
     assert image.photometric == "MONOCHROME1" and image.width == 256
+
+
+def test_it_renders_the_next_case_previews_in_the_background(
+    transactional_db: Any, tmp_path: Path, alice: Any, make_chain: Any, settings: Any
+) -> None:
+    from django.core.management import call_command
+
+    from annotation.importing import store_image
+
+    synthetic.write_chest_png(tmp_path / "a.png", seed=1, size=64)
+    image = store_image(tmp_path / "a.png")
+    make_chain(readers=(alice,))
+    make_chain(readers=(alice,), images=(image,))
+    _client(alice).post(reverse("annotation:next-case"))  # hands out the first, warms the second
+    assert not list(settings.RENDER_CACHE.rglob("*.png"))
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+    assert len(list(settings.RENDER_CACHE.rglob("*.png"))) == 1
