@@ -8,8 +8,8 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
 
 from annotation import imaging, services
-from annotation.previews import SIZES, cached_render
 from annotation.models import Image
+from annotation.previews import SIZES, cached_render
 
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
 
