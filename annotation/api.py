@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
+from django.db.models.functions import Coalesce, TruncDate
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, permissions, status, viewsets
-from rest_framework.decorators import action
+from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotation import services
-from annotation.models import Assignment, Case, Chain, StaleVersion, Step, WorkflowError
+from annotation import exporting, services
+from annotation.models import (
+    Assignment,
+    Case,
+    Chain,
+    ExportSnapshot,
+    ModelRun,
+    StaleVersion,
+    Step,
+    WorkflowError,
+)
 from annotation.serializers import (
     AssignmentSerializer,
     CaseSerializer,
     ChainDecisionSerializer,
     ChainSerializer,
+    SnapshotCreateSerializer,
+    SnapshotSerializer,
     StepPatchSerializer,
     StepSerializer,
 )
@@ -55,9 +69,28 @@ class ChainViewSet(viewsets.ReadOnlyModelViewSet):
         for name, lookup in (("status", "status"), ("origin", "origin"), ("task", "case__task_type"), ("source", "case__source")):
             if params.get(name):
                 chains = chains.filter(**{lookup: params[name]})
+        chains = self._script_filters(chains, params)
         return chains.prefetch_related(
             Prefetch("steps", queryset=Step.objects.order_by("position"))
         ).order_by("created_at", "id")
+
+    def _script_filters(self, chains: QuerySet[Chain], params: Any) -> QuerySet[Chain]:
+        """For curators' scripts: ?purpose=, ?case=, ?since=DATE (decided or changed on or after),
+        ?exportable=1 (what an export with the other filters would take)."""
+        if params.get("purpose"):
+            chains = chains.filter(purpose=params["purpose"])
+        if params.get("case"):
+            chains = chains.filter(case__uuid=_uuid(params["case"], "case"))
+        if params.get("since"):
+            try:
+                since = date.fromisoformat(params["since"])
+            except ValueError:
+                raise ValidationError({"since": "a date like 2025-01-31"}) from None
+            chains = chains.annotate(_day=TruncDate(Coalesce("decided_at", "updated_at"))).filter(_day__gte=since)
+        if params.get("exportable") in ("1", "true", "yes"):
+            exportable = exporting.select_chains(exporting.ExportOptions(status=()))
+            chains = chains.filter(pk__in=exportable.values("pk"))
+        return chains
 
     def _decide(self, request: Request, uuid: str, verb: str) -> Response:
         chain = self.get_object()
@@ -155,4 +188,147 @@ class AssignmentViewSet(
         return Response(self.get_serializer(assignment).data, status=status.HTTP_201_CREATED)
 
 
+def _uuid(value: str, name: str) -> str:
+    import uuid
 
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ValidationError({name: f"{value!r} is not a UUID"}) from None
+
+
+class CanExport(permissions.BasePermission):
+    """Curators create snapshots; curators and researchers list and fetch them."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return services.is_curator(request.user) or services.is_researcher(request.user)
+        return services.is_curator(request.user)
+
+
+class SnapshotViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
+    """Export snapshots: create one (a background job), follow it, fetch its files."""
+
+    serializer_class = SnapshotSerializer
+    lookup_field = "uuid"
+    permission_classes = [permissions.IsAuthenticated, CanExport]
+    queryset = ExportSnapshot.objects.select_related("created_by", "job").order_by("-number")
+
+    @extend_schema(request=SnapshotCreateSerializer, responses={202: SnapshotSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        body = SnapshotCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = {k: tuple(v) if isinstance(v, list) else v for k, v in body.validated_data.items()}
+        if data.get("since"):
+            data["since"] = data["since"].isoformat()
+        try:
+            options = exporting.ExportOptions(**{k: v for k, v in data.items() if v is not None or k == "min_agreement"})
+        except exporting.ExportError as exc:
+            raise ValidationError({"detail": str(exc)}) from None
+        snapshot = exporting.start_export(options, request.user)
+        return Response(self.get_serializer(snapshot).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={(200, "application/zip"): bytes})
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, uuid: str) -> Any:
+        from django.http import Http404, StreamingHttpResponse
+
+        snapshot = self.get_object()
+        if snapshot.status != ExportSnapshot.Status.DONE:
+            raise Http404("This snapshot is not finished")
+        response = StreamingHttpResponse(exporting.zip_stream(snapshot), content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="snapshot-v{snapshot.number}.zip"'
+        return response
+
+
+@extend_schema(responses={(200, "application/octet-stream"): bytes})
+@api_view(["GET"])
+@permission_classes([permissions.IsAuthenticated, CanExport])
+def snapshot_file(request: Request, uuid: Any, relative: str) -> Any:
+    """GET /snapshots/{uuid}/files/{path}: one file the snapshot's manifest lists."""
+    from django.http import FileResponse, Http404
+    from django.shortcuts import get_object_or_404
+
+    found = exporting.snapshot_file(get_object_or_404(ExportSnapshot, uuid=uuid), relative)
+    if found is None:
+        raise Http404("No such file in this snapshot")
+    return FileResponse(found.open("rb"), filename=found.name)
+
+
+# --- model runs and their predictions (inference upload) -------------------------------------
+
+
+class CanReadRuns(permissions.BasePermission):
+    """Curators and researchers list runs and upload a run's predictions; radiologists do not."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return services.is_curator(request.user) or services.is_researcher(request.user)
+
+
+class RunSerializer(serializers.ModelSerializer):
+    snapshot = serializers.UUIDField(source="snapshot.uuid", read_only=True, allow_null=True)
+    predictions = serializers.IntegerField(source="prediction_count", read_only=True)
+
+    class Meta:
+        model = ModelRun
+        fields = ["uuid", "name", "checkpoint", "config", "snapshot", "snapshot_ref", "created_at", "predictions"]
+        read_only_fields = fields
+
+
+class PredictionUploadSerializer(serializers.Serializer):
+    """POST /runs/import/ (multipart): a predictions file and the run it belongs to."""
+
+    file = serializers.FileField()
+    run = serializers.CharField(max_length=200)
+    checkpoint = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    snapshot = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    source = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+
+class RunViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = RunSerializer
+    lookup_field = "uuid"
+    permission_classes = [permissions.IsAuthenticated, CanReadRuns]
+
+    def get_queryset(self) -> QuerySet[ModelRun]:
+        return ModelRun.objects.select_related("snapshot").annotate(
+            prediction_count=Count("predictions")
+        ).order_by("name")
+
+    @extend_schema(request={"multipart/form-data": PredictionUploadSerializer})
+    @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser])
+    def upload(self, request: Request) -> Response:
+        """Import predictions (`manage.py import_predictions` over HTTP): 201 when any were
+        created, 200 when all were already there; rejected rows are listed with line and reason."""
+        import tempfile
+        from pathlib import Path
+
+        from annotation import predictions
+
+        body = PredictionUploadSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        with tempfile.TemporaryDirectory(prefix="predictions-") as folder:
+            path = Path(folder) / "predictions.jsonl"
+            with path.open("wb") as out:
+                for chunk in data["file"].chunks():
+                    out.write(chunk)
+            try:
+                result = predictions.import_predictions(
+                    path, run=data["run"], checkpoint=data["checkpoint"],
+                    snapshot=data["snapshot"] or None, source=data["source"] or None,
+                    user=request.user, display_name=Path(data["file"].name).name,
+                )
+            except predictions.RunError as exc:
+                raise ValidationError({"run": str(exc)}) from None
+        payload = {
+            "run": str(result.run.uuid) if result.run else None,
+            "created": result.created,
+            "duplicates": result.duplicates,
+            "rejected": result.rejected,
+            "problems": [{"line": p.line, "field": p.field, "reason": p.reason} for p in result.problems[:500]],
+            "summary": result.summary(),
+        }
+        return Response(payload, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)

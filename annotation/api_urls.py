@@ -9,9 +9,12 @@ router.register("cases", api.CaseViewSet, basename="case")
 router.register("chains", api.ChainViewSet, basename="chain")
 router.register("steps", api.StepViewSet, basename="step")
 router.register("assignments", api.AssignmentViewSet, basename="assignment")
+router.register("snapshots", api.SnapshotViewSet, basename="snapshot")
+router.register("runs", api.RunViewSet, basename="run")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("snapshots/<uuid:uuid>/files/<path:relative>", api.snapshot_file, name="snapshot-file"),
     path("", include(router.urls)),
 ]

@@ -14,15 +14,17 @@ import json
 import re
 import shutil
 import tempfile
+import uuid
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from annotation import imaging
 from annotation.models import (
@@ -69,6 +71,7 @@ class ImportResult:
     problems: list[Problem] = field(default_factory=list)
     report_path: Path | None = None
     run: ImportRun | None = None
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False)  # per import: paths, hashes
 
     @property
     def rejected(self) -> int:
@@ -305,6 +308,13 @@ def store_image(path: Path) -> Image:
     existing = Image.objects.filter(sha256=digest).first()
     if existing is not None:
         return existing
+    image = _new_image(path, digest)
+    image.save()
+    return image
+
+
+def _new_image(path: Path, digest: str) -> Image:
+    """Inspect and copy a file into the store; the row is returned unsaved."""
     info = imaging.inspect_image(path, max_pixels=settings.MAX_IMAGE_PIXELS)
     center, width = info.window_center, info.window_width
     if center is None or width is None:
@@ -322,7 +332,6 @@ def store_image(path: Path) -> Image:
         temporary = target.with_suffix(".part")
         shutil.copyfile(path, temporary)
         temporary.replace(target)  # atomic: a reader never sees half a file
-    image.save()
     return image
 
 
@@ -388,62 +397,149 @@ def _write_batch(
     result.duplicates += len(batch) - len(fresh)
     images: dict[int, list[Image]] = {}
     accepted: list[ParsedCase] = []
+    store = _ImageBatch(image_dir, [p for c in fresh for p in c.image_paths], result.cache)
     for case in fresh:
         try:
-            images[case.line] = _case_images(case, name, image_dir, result)
+            images[case.line] = _case_images(case, name, image_dir, result, store)
         except RecordError as exc:
             result.problems.append(Problem(name, case.line, exc.field, str(exc)))
             continue
         accepted.append(case)
+    store.save()
     if not accepted:
         return
     studies = _studies(accepted)
-    reports: dict[tuple[str, str], Report] = {}
-    cases = []
+    # Reports, cases, chains, steps and image links go in with COPY under keys taken from the
+    # tables' own sequences: at RadRBench size bulk_create spends most of its time building SQL.
+    reports: dict[tuple[str, str], tuple[Any, ...]] = {}
+    keys = []
     for parsed in accepted:
         study = studies[parsed.line]
-        report = _report(reports, study, parsed.report)
-        prior = _report(reports, None, parsed.prior_report)
-        cases.append(
-            Case(
-                source=parsed.key[0], external_id=parsed.key[1], content_hash=parsed.key[2],
-                dataset_name=parsed.dataset_name, task_type=parsed.task_type,
-                question=parsed.question, options=parsed.options, answer=parsed.answer,
-                answer_content=parsed.answer_content, split=parsed.split,
-                report=report, prior_report=prior,
-            )
-        )
-    Report.objects.bulk_create([r for r in reports.values() if r.pk is None])
-    for case in cases:  # bulk_create set the reports' keys after the cases were built
-        case.report_id = case.report.pk if case.report else None
-        case.prior_report_id = case.prior_report.pk if case.prior_report else None
-    Case.objects.bulk_create(cases)
-    chains = [Chain(case=case, origin=parsed.origin) for case, parsed in zip(cases, accepted)]
-    Chain.objects.bulk_create(chains)
-    steps = [
-        Step(chain=chain, position=i, text=text, original_text=text)
-        for chain, parsed in zip(chains, accepted)
-        for i, text in enumerate(parsed.steps, start=1)
-    ]
-    Step.objects.bulk_create(steps, batch_size=5000)
+        keys.append((_report(reports, study, parsed.report), _report(reports, None, parsed.prior_report)))
+    report_ids = dict(zip(reports, _allocate(Report, len(reports))))
+    _copy(Report, ("id", "uuid", "study_id", "text", "findings", "impression"),
+          ((report_ids[key], uuid.uuid4(), *row) for key, row in reports.items()))
+    case_ids = _allocate(Case, len(accepted))
+    chain_ids = _allocate(Chain, len(accepted))
+    now = timezone.now()
+    _copy(
+        Case,
+        ("id", "uuid", "source", "external_id", "content_hash", "dataset_name", "task_type",
+         "question", "options", "answer", "answer_content", "split", "report_id",
+         "prior_report_id", "created_at"),
+        (
+            (case_id, uuid.uuid4(), p.key[0], p.key[1], p.key[2], p.dataset_name, p.task_type,
+             p.question, Jsonb(p.options), Jsonb(p.answer), p.answer_content, p.split,
+             report_ids.get(report), report_ids.get(prior), now)
+            for case_id, p, (report, prior) in zip(case_ids, accepted, keys)
+        ),
+    )
+    _copy(
+        Chain,
+        ("id", "uuid", "case_id", "origin", "purpose", "status", "version", "note", "created_at",
+         "updated_at"),
+        (
+            (chain_id, uuid.uuid4(), case_id, p.origin, Chain.Purpose.REFERENCE,
+             Chain.Status.PENDING, 1, "", now, now)
+            for chain_id, case_id, p in zip(chain_ids, case_ids, accepted)
+        ),
+    )
+    _copy(  # the bulk of the rows: about five steps a case
+        Step,
+        ("uuid", "chain_id", "position", "text", "original_text", "verdict", "note",
+         "added_by_reader", "deleted", "version", "updated_at"),
+        (
+            (uuid.uuid4(), chain_id, i, text, text, Step.Verdict.UNREVIEWED, "", False, False, 1, now)
+            for chain_id, parsed in zip(chain_ids, accepted)
+            for i, text in enumerate(parsed.steps, start=1)
+        ),
+    )
     links = []
-    for case, parsed in zip(cases, accepted):
+    for case_id, parsed in zip(case_ids, accepted):
         found = images[parsed.line]
         labels = ["prior", "current"] if parsed.task_type == TaskType.TEMPORAL and len(found) == 2 else [""] * len(found)
         links += [
-            CaseImage(case=case, image=image, position=i, label=label)
-            for i, (image, label) in enumerate(zip(found, labels))
+            (case_id, image.pk, i, label) for i, (image, label) in enumerate(zip(found, labels))
         ]
-    CaseImage.objects.bulk_create(links)
-    result.imported += len(cases)
+    _copy(CaseImage, ("case_id", "image_id", "position", "label"), links)
+    result.imported += len(accepted)
+
+
+class _ImageBatch:
+    """store_image for a batch of records: each file resolved and hashed once per import, one
+    query for the images already stored, new rows bulk-created (the files copied as before)."""
+
+    def __init__(self, image_dir: Path | None, names: list[str], cache: dict[str, Any]) -> None:
+        self.cache = cache  # lives for the whole import: name -> path, path -> sha256
+        self.new: list[Image] = []
+        paths = {self.resolve(image_dir, n) for n in names} - {None}
+        wanted = {self.sha(p) for p in paths if p is not None}
+        known = cache.setdefault("by_sha", {})
+        missing = wanted - known.keys()
+        if missing:
+            known.update((i.sha256, i) for i in Image.objects.filter(sha256__in=missing))
+
+    def resolve(self, image_dir: Path | None, name: str) -> Path | None:
+        key = ("path", name)
+        if key not in self.cache:
+            self.cache[key] = resolve_image(image_dir, name)
+        return self.cache[key]
+
+    def sha(self, path: Path) -> str:
+        key = ("sha", path)
+        if key not in self.cache:
+            self.cache[key] = sha256_file(path)
+        return self.cache[key]
+
+    def get(self, path: Path) -> Image:
+        digest = self.sha(path)
+        known = self.cache["by_sha"]
+        if digest in known:
+            return known[digest]
+        image = _new_image(path, digest)  # raises ImageError for a file that is no image
+        known[digest] = image
+        self.new.append(image)
+        return image
+
+    def save(self) -> None:
+        Image.objects.bulk_create(self.new)
+        self.new = []
+
+
+def _allocate(model: type[Any], count: int) -> list[int]:
+    """`count` fresh primary keys from the table's own sequence (rows are then COPYed in)."""
+    if not count:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [model._meta.db_table, count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _copy(model: type[Any], columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> None:
+    """Insert rows with PostgreSQL's COPY: several times faster than bulk_create at this size.
+
+    `columns` must name every column without a database default (a new NOT NULL field
+    on one of these models has to be added here too: COPY fails loudly if it is not).
+    """
+    table = connection.ops.quote_name(model._meta.db_table)
+    by_attname = {f.attname: f.column for f in model._meta.concrete_fields}
+    names = ", ".join(connection.ops.quote_name(by_attname[c]) for c in columns)
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
 
 def _case_images(
-    case: ParsedCase, name: str, image_dir: Path | None, result: ImportResult
+    case: ParsedCase, name: str, image_dir: Path | None, result: ImportResult,
+    store: _ImageBatch | None = None,
 ) -> list[Image]:
     found: list[Image] = []
     for index, image_name in enumerate(case.image_paths):
-        location = resolve_image(image_dir, image_name)
+        location = store.resolve(image_dir, image_name) if store else resolve_image(image_dir, image_name)
         if location is None:
             where = "no --images folder given" if image_dir is None else f"not found under {image_dir}"
             result.problems.append(
@@ -452,7 +548,7 @@ def _case_images(
             )
             continue
         try:
-            found.append(store_image(location))
+            found.append(store.get(location) if store else store_image(location))
         except imaging.ImageError as exc:
             raise RecordError(f"image_path[{index}]", str(exc)) from None
     return found
@@ -477,14 +573,17 @@ def _studies(cases: list[ParsedCase]) -> dict[int, Study]:
     return {line: known[(source, study)] for line, (source, study, _) in keys.items()}
 
 
-def _report(cache: dict[tuple[str, str], Report], study: Study | None, text: str) -> Report | None:
+def _report(
+    cache: dict[tuple[str, str], tuple[Any, ...]], study: Study | None, text: str
+) -> tuple[str, str] | None:
+    """The key of the report row for `text` (one per study and text in a batch), or None."""
     if not text:
         return None
     key = (study.external_id if study else "", text)
     if key not in cache:
         findings, impression = _sections(text)
-        cache[key] = Report(study=study, text=text, findings=findings, impression=impression)
-    return cache[key]
+        cache[key] = (study.pk if study else None, text, findings, impression)
+    return key
 
 
 def _sections(text: str) -> tuple[str, str]:

@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from annotation.models import Assignment, Case, CaseImage, Chain, Step
+from annotation.models import Assignment, Case, CaseImage, Chain, ExportSnapshot, Step
 
 
 class StepSerializer(serializers.ModelSerializer):
@@ -63,12 +63,13 @@ class ChainSerializer(serializers.ModelSerializer):
     case = serializers.UUIDField(source="case.uuid", read_only=True)
     steps = serializers.SerializerMethodField()
     decided_by = serializers.CharField(source="decided_by.username", default=None, read_only=True)
+    derived_from = serializers.UUIDField(source="derived_from.uuid", default=None, read_only=True)
 
     class Meta:
         model = Chain
         fields = [
-            "uuid", "case", "origin", "status", "version", "note", "decided_by", "decided_at",
-            "created_at", "updated_at", "steps",
+            "uuid", "case", "origin", "purpose", "derived_from", "status", "version", "note",
+            "decided_by", "decided_at", "created_at", "updated_at", "steps",
         ]
         read_only_fields = fields
 
@@ -92,3 +93,46 @@ class AssignmentSerializer(serializers.ModelSerializer):
         model = Assignment
         fields = ["uuid", "chain", "reader", "status", "assigned_at", "started_at", "completed_at", "seconds_spent"]
         read_only_fields = ["uuid", "status", "assigned_at", "started_at", "completed_at", "seconds_spent"]
+
+
+class SnapshotSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+    job = serializers.SerializerMethodField()
+    files = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ExportSnapshot
+        fields = [
+            "uuid", "number", "status", "created_by", "created_at", "options", "counts",
+            "code_revision", "error", "job", "files",
+        ]
+        read_only_fields = fields
+
+    def get_job(self, snapshot: ExportSnapshot) -> dict[str, Any] | None:
+        job = snapshot.job
+        if job is None:
+            return None
+        return {"status": job.status, "progress": job.progress, "total": job.total, "message": job.message}
+
+    def get_files(self, snapshot: ExportSnapshot) -> list[dict[str, Any]]:
+        """Each file with the URL that fetches it (images too: the manifest lists them all)."""
+        request = self.context.get("request")
+        files = []
+        for entry in snapshot.files:
+            url = f"/api/v1/snapshots/{snapshot.uuid}/files/{entry['path']}"
+            files.append({**entry, "url": request.build_absolute_uri(url) if request else url})
+        return files
+
+
+class SnapshotCreateSerializer(serializers.Serializer):
+    """POST /snapshots/: the same options as `manage.py export` (lists, or comma-separated text)."""
+
+    formats = serializers.ListField(child=serializers.CharField(), required=False)
+    status = serializers.ListField(child=serializers.CharField(), required=False)
+    tasks = serializers.ListField(child=serializers.CharField(), required=False)
+    sources = serializers.ListField(child=serializers.CharField(), required=False)
+    origins = serializers.ListField(child=serializers.CharField(), required=False)
+    since = serializers.DateField(required=False, allow_null=True)
+    min_agreement = serializers.FloatField(required=False, allow_null=True, min_value=-1, max_value=1)
+    image_size = serializers.IntegerField(required=False, min_value=16, max_value=4096)
+    seed = serializers.CharField(required=False, max_length=100)

@@ -6,9 +6,10 @@ Run it from the repository root; it needs only a reachable PostgreSQL server:
     .venv/bin/python bench/review_load.py --seconds 5 --readers 1,8
 
 What it does, in order:
-1. drops and recreates a throwaway database (`workbench_bench` on DATABASE_URL's server, or
-   --database-url; its name must contain "bench"), migrates it with manage.py and seeds one
-   radiologist per simulated reviewer, each with an API token and 50 assigned 6-step chains;
+1. creates a throwaway database (`workbench_bench` on DATABASE_URL's server, or --database-url;
+   its name must end in "_bench", and one that exists already is dropped only if this script
+   made it), migrates it with manage.py and seeds one radiologist per simulated reviewer,
+   each with an API token and 50 assigned 6-step chains;
 2. starts gunicorn (`reasoner_site.wsgi`, DEBUG off, a fresh secret key) on 127.0.0.1 with
    2*cores+1 sync workers, as the README's production line does;
 3. for each reviewer count, runs that many threads for --seconds. Each reviewer opens one of its
@@ -16,7 +17,11 @@ What it does, in order:
    one PATCH, and now and then re-sends a write based on an old version, which must get 409;
 4. prints actions/s and p50/p95/p99 latency per action beside the targets, then checks that no
    accepted write was lost: versions, texts, verdicts and audit events against the database;
-5. stops gunicorn and drops the database whatever happens. Exit status 1 when the check fails.
+5. stops gunicorn and drops the database whatever happens (gunicorn also gets SIGTERM on Linux if
+   this script is killed outright). Exit status 1 when the check fails.
+
+Reviewers send their next request as soon as the last one is answered (a closed loop); give
+--think-ms for human-paced reviewers instead.
 
 It is a benchmark, not a test: loopback traffic only, and every stage is bounded in time.
 """
@@ -58,6 +63,8 @@ WRITES_PER_VISIT = 3  # a reviewer works a while on a chain after opening it
 REQUEST_TIMEOUT_S = 10.0  # one request; also bounds how long a phase can overrun
 START_TIMEOUT_S = 60.0  # gunicorn answering its first request
 MIGRATE_TIMEOUT_S = 300.0
+MARKER = "scratch database of bench/review_load.py"  # its comment: only such a database is dropped
+NOISY_NEIGHBOURS = 0.25  # CPU share of one core used by unrelated processes worth a warning
 
 # What a reviewer does to a step after opening its chain, and how often (relative weights).
 WRITE_MIX = {"patch_verdict": 0.55, "patch_text": 0.25, "patch_both": 0.12, "stale_write": 0.08}
@@ -106,6 +113,7 @@ class Phase:
     readers: int
     seconds: float  # wall time from the first request to the last answer
     logs: list[ReviewerLog]
+    cpu: dict[str, float] = field(default_factory=dict)  # share of one core, by process group
 
     def latencies(self, action: str | None = None) -> list[float]:
         return sorted(
@@ -135,20 +143,31 @@ def _with_database(url: str, name: str) -> str:
 
 @contextmanager
 def bench_database(url: str) -> Iterator[str]:
-    """Create the database named in `url` afresh; drop it on the way out, whatever happened."""
+    """Create the database named in `url` afresh; drop it on the way out, whatever happened.
+
+    The name must end in "_bench", and a database of that name that already exists is only
+    dropped when this script created it (it leaves MARKER as the database's comment): a typo
+    in --database-url must never cost anyone their data.
+    """
     name = urlsplit(url).path.lstrip("/")
-    if "bench" not in name:
-        # It is dropped at start and at the end: never let a typo point this at real data.
-        raise SystemExit(f"Refusing to use database {name!r}: its name must contain 'bench'")
+    if not name.endswith("_bench") or not name.replace("_", "").isalnum():
+        raise SystemExit(f"Refusing to use database {name!r}: give a name ending in '_bench'")
     admin = _with_database(url, "postgres")
+    quoted = f'"{name}"'  # safe: checked above to be letters, digits and underscores
 
-    def drop() -> None:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    drop()
     with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        found = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            [name],
+        ).fetchone()
+        if found is not None and found[0] != MARKER:
+            raise SystemExit(
+                f"Refusing to drop database {name!r}: it exists and this script did not create it"
+            )
+        if found is not None:  # left over from a run that was killed before it cleaned up
+            conn.execute(f"DROP DATABASE {quoted} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {quoted}")
+        conn.execute(f"COMMENT ON DATABASE {quoted} IS '{MARKER}'")
     try:
         yield url
     finally:
@@ -156,7 +175,8 @@ def bench_database(url: str) -> Iterator[str]:
             from django.db import connections
 
             connections.close_all()
-        drop()
+        with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
         print(f"Dropped database {name}.")
 
 
@@ -255,11 +275,27 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass
+class Server:
+    base: str  # http://127.0.0.1:PORT
+    pid: int  # the gunicorn master; its workers are its children
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: on Linux, get SIGTERM if the benchmark itself is killed."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1  # from <sys/prctl.h>
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 @contextmanager
 def gunicorn(
     env: dict[str, str], workers: int, threads: int, log_path: Path, probe: tuple[str, str]
-) -> Iterator[str]:
-    """Serve reasoner_site.wsgi on loopback until the block ends; yields the base URL."""
+) -> Iterator[Server]:
+    """Serve reasoner_site.wsgi on loopback until the block ends."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     command = [
@@ -279,10 +315,17 @@ def gunicorn(
         "30",
     ]
     with open(log_path, "w") as log:
-        server = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
     try:
         _wait_until_up(server, base, probe, log_path)
-        yield base
+        yield Server(base, server.pid)
     finally:
         server.terminate()
         try:
@@ -307,9 +350,10 @@ def _wait_until_up(
             answer = requests.get(
                 f"{base}/api/v1/chains/{chain}/",
                 headers={"Authorization": f"Token {token}"},
-                timeout=2,
+                timeout=5,
             )
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # Not listening yet, or the workers are still importing Django: ask again.
             time.sleep(0.2)
             continue
         if answer.status_code == 200:
@@ -334,6 +378,56 @@ def warm_up(base: str, readers: list[Reader], requests_each: int, threads: int) 
         thread.start()
     for thread in pool:
         thread.join(timeout=REQUEST_TIMEOUT_S * requests_each)
+
+
+# --- where the cores went --------------------------------------------------------------------
+
+
+def cpu_snapshot(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by gunicorn, PostgreSQL, this process and the whole machine.
+
+    Read from Linux's /proc; elsewhere it returns {} and the report leaves the line out.
+    PostgreSQL counts every `postgres` process, so other users of the server show up there.
+    """
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    try:
+        # First line of /proc/stat: user nice system idle iowait ... in ticks, all cores together.
+        ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except OSError:
+        return {}
+    snap = {
+        "gunicorn": 0.0,
+        "postgres": 0.0,
+        "load generator": time.process_time(),
+        "machine": (sum(ticks) - ticks[3] - ticks[4]) / tick,
+    }
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # the process ended while we looked
+            continue
+        command = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        seconds = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        if server_pid in (int(entry.name), int(fields[1])):
+            snap["gunicorn"] += seconds
+        elif command == "postgres":
+            snap["postgres"] += seconds
+    return snap
+
+
+def cpu_share(
+    before: dict[str, float], after: dict[str, float], seconds: float
+) -> dict[str, float]:
+    """Per group, the share of one core used between two snapshots; `other` is everything else."""
+    if not before or not after or seconds <= 0:
+        return {}
+    share = {key: (after[key] - before[key]) / seconds for key in before}
+    machine = share.pop("machine")
+    share["other"] = max(0.0, machine - sum(share.values()))
+    return share
 
 
 # --- the simulated reviewers -----------------------------------------------------------------
@@ -433,15 +527,16 @@ def _record(
 
 
 def run_phase(
-    base: str, readers: list[Reader], count: int, seconds: float, think_s: float, seed: int
+    server: Server, readers: list[Reader], count: int, seconds: float, think_s: float, seed: int
 ) -> Phase:
     logs = [ReviewerLog() for _ in range(count)]
+    cpu_before = cpu_snapshot(server.pid)
     started = time.monotonic()
     deadline = started + seconds
     threads = [
         threading.Thread(
             target=review,
-            args=(base, readers[i], deadline, seed * 1000 + i, think_s, logs[i]),
+            args=(server.base, readers[i], deadline, seed * 1000 + i, think_s, logs[i]),
             name=f"reviewer-{i}",
             daemon=True,
         )
@@ -452,10 +547,11 @@ def run_phase(
     for thread in threads:
         thread.join(timeout=max(0.0, deadline + REQUEST_TIMEOUT_S + 5 - time.monotonic()))
     elapsed = time.monotonic() - started
+    cpu = cpu_share(cpu_before, cpu_snapshot(server.pid), elapsed)
     stuck = [thread.name for thread in threads if thread.is_alive()]
     if stuck:
         logs[0].surprises.append(f"still running after the deadline: {', '.join(stuck)}")
-    return Phase(count, elapsed, logs)
+    return Phase(count, elapsed, logs, cpu)
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -494,6 +590,11 @@ def print_phase(phase: Phase) -> None:
     stale = len(phase.latencies("stale_write"))
     conflicts = sum(log.conflicts for log in phase.logs)
     print(f"409 Conflict: {conflicts} of {stale} deliberately stale writes")
+    if phase.cpu:
+        shares = ", ".join(f"{name} {share:.0%}" for name, share in phase.cpu.items())
+        print(f"CPU, in % of one core: {shares}")
+        if phase.cpu["other"] > NOISY_NEIGHBOURS:
+            print("  other processes were busy during this phase: its figures are not comparable")
     surprises = [s for log in phase.logs for s in log.surprises]
     print(f"unexpected answers or errors: {len(surprises)}")
     for line in surprises[:5]:
@@ -504,7 +605,7 @@ def print_summary(phases: list[Phase], workers: int, threads: int, cores: int) -
     print(f"\n== summary (gunicorn: {workers} workers x {threads} thread(s), {cores} cores) ==")
     print(
         f"{'reviewers':>9}{'actions/s':>11}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-        f"{'Little N/X ms':>15}"
+        f"{'Little N/X ms':>15}{'CPU: server':>13}{'postgres':>10}{'load gen':>10}{'other':>7}"
     )
     for phase in phases:
         values = phase.latencies()
@@ -513,13 +614,24 @@ def print_summary(phases: list[Phase], workers: int, threads: int, cores: int) -
         print(
             f"{phase.readers:>9}{phase.rate:>11.0f}{percentile(values, 50):>9.1f}"
             f"{percentile(values, 95):>9.1f}{percentile(values, 99):>9.1f}{little:>15.1f}"
+            + "".join(
+                f"{phase.cpu.get(name, float('nan')):>{width}.0%}"
+                for name, width in (
+                    ("gunicorn", 13),
+                    ("postgres", 10),
+                    ("load generator", 10),
+                    ("other", 7),
+                )
+            )
         )
     print(
         f"targets: p95 <= {TARGET_P95_MS:.0f} ms at {TARGET_AT} reviewers, {TARGET_RATE:.0f}+ actions/s.\n"
-        f"This machine has {cores} cores: the load generator (Python threads), gunicorn and "
-        "PostgreSQL share them, so the figures understate what the server alone could do.\n"
-        f"With no think time the reviewers form a closed loop: at {TARGET_AT} reviewers a p95 of "
-        f"{TARGET_P95_MS:.0f} ms needs more than {1000 * TARGET_AT / TARGET_P95_MS:.0f} actions/s."
+        f"This machine has {cores} cores, shared by the load generator (Python threads), gunicorn\n"
+        "and PostgreSQL: the figures understate what the server does on a machine of its own.\n"
+        f"CPU columns are % of one core ({cores * 100}% = every core busy); 'other' is unrelated.\n"
+        f"With no think time the reviewers form a closed loop (mean latency ~ reviewers / rate):\n"
+        f"a p95 of {TARGET_P95_MS:.0f} ms at {TARGET_AT} reviewers needs more than "
+        f"{1000 * TARGET_AT / TARGET_P95_MS:.0f} actions/s."
     )
 
 
@@ -611,7 +723,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--database-url",
         default=default_url,
-        help="database to create, use and drop (its name must contain 'bench'); "
+        help="database to create, use and drop (its name must end in '_bench'); "
         "default: workbench_bench on DATABASE_URL's server",
     )
     parser.add_argument("--seed", type=int, default=1, help="random seed for the reviewers")
@@ -640,16 +752,18 @@ def main(argv: list[str] | None = None) -> int:
                 f"(migrate included)."
             )
             probe = (readers[0].token, readers[0].chains[0])
-            with gunicorn(env, args.workers, args.threads, var_dir / "gunicorn.log", probe) as base:
+            with gunicorn(
+                env, args.workers, args.threads, var_dir / "gunicorn.log", probe
+            ) as server:
                 print(
-                    f"gunicorn reasoner_site.wsgi at {base}: {args.workers} workers x "
+                    f"gunicorn reasoner_site.wsgi at {server.base}: {args.workers} workers x "
                     f"{args.threads} thread(s), DEBUG off; {cores} cores shared with this load "
                     "generator and PostgreSQL."
                 )
-                warm_up(base, readers, requests_each=5, threads=2 * args.workers)
+                warm_up(server.base, readers, requests_each=5, threads=2 * args.workers)
                 for count in args.counts:
                     phase = run_phase(
-                        base, readers, count, args.seconds, args.think_ms / 1000, args.seed
+                        server, readers, count, args.seconds, args.think_ms / 1000, args.seed
                     )
                     phases.append(phase)
                     print_phase(phase)

@@ -139,6 +139,21 @@ SECURE_PROXY_SSL_HEADER = (
 # db_worker` runs them (bin/demo starts one beside the web server).
 TASKS = {"default": {"BACKEND": env_str("WORKBENCH_TASK_BACKEND", "django_tasks_db.DatabaseBackend")}}
 
+# LLM mining (`manage.py mine --llm`, the curator's Mining page): any OpenAI-compatible chat
+# endpoint (vLLM, a hosted API). Empty base URL or model: LLM mining is off, rules still work.
+LLM_BASE_URL = env_str("WORKBENCH_LLM_BASE_URL", "")  # e.g. http://127.0.0.1:8001/v1
+LLM_MODEL = env_str("WORKBENCH_LLM_MODEL", "")  # the model name the server knows
+LLM_API_KEY = env_str("WORKBENCH_LLM_API_KEY", "")  # empty for servers that need none
+LLM_CONCURRENCY = env_int("WORKBENCH_LLM_CONCURRENCY", 4)  # cases in flight at once
+LLM_TIMEOUT = env_int("WORKBENCH_LLM_TIMEOUT", 120)  # seconds per request
+LLM_MAX_RETRIES = env_int("WORKBENCH_LLM_MAX_RETRIES", 5)  # on 429/5xx, exponential backoff
+LLM_CACHE_DIR = Path(env_str("WORKBENCH_LLM_CACHE_DIR", str(VAR_DIR / "llm-cache")))  # replies by prompt hash
+if LLM_CONCURRENCY < 1 or LLM_TIMEOUT < 1 or LLM_MAX_RETRIES < 0:
+    raise ImproperlyConfigured(
+        "WORKBENCH_LLM_CONCURRENCY and WORKBENCH_LLM_TIMEOUT must be at least 1, "
+        "WORKBENCH_LLM_MAX_RETRIES at least 0"
+    )
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",

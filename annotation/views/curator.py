@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from annotation import importing, services
+from annotation import importing, reading, services
 from annotation.models import Chain, ImportRun, Role, TaskType, WorkflowError
 
 PAGE = 50
@@ -75,12 +75,27 @@ def curator(request: HttpRequest) -> HttpResponse:
                 targets = chains
             else:
                 targets = chains.filter(uuid__in=selected)
+            second = _radiologists().filter(pk=request.POST.get("second_reader") or 0).first()
             try:
-                created = services.assign_chains(list(targets), reader, by=request.user)
+                if second is not None:  # double reading: two private copies, then adjudication
+                    double = reading.assign_double(list(targets), reader, second, by=request.user)
+                else:
+                    created = services.assign_chains(list(targets), reader, by=request.user)
             except WorkflowError as exc:
                 messages.error(request, str(exc))
             else:
-                messages.success(request, f"Assigned {created} chains to {reader.get_username()}.")
+                if second is not None:
+                    messages.success(
+                        request,
+                        f"{double.created} chains go to {reader.get_username()} and "
+                        f"{second.get_username()} for double reading.",
+                    )
+                    if double.skipped:
+                        messages.warning(
+                            request, f"{len(double.skipped)} skipped: " + "; ".join(double.skipped[:5])
+                        )
+                else:
+                    messages.success(request, f"Assigned {created} chains to {reader.get_username()}.")
         return redirect(f"{request.path}?{request.GET.urlencode()}")
     page = Paginator(chains, PAGE).get_page(request.GET.get("page"))
     context = {

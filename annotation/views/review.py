@@ -19,7 +19,7 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from annotation import previews, services
 from annotation.diffing import word_diff
-from annotation.models import Chain, ReviewEvent, StaleVersion, Step, WorkflowError
+from annotation.models import Chain, Prediction, ReviewEvent, StaleVersion, Step, WorkflowError
 
 TEMPLATE = "annotation/review.html"
 
@@ -124,6 +124,11 @@ def chain_page(request: HttpRequest, chain: Any) -> HttpResponse:
         editing_uuid=editing,
         report=case.report,
         prior_report=case.prior_report,
+        # A model's chain: its answer, marked right or wrong (not the run's name: no bias).
+        prediction=(
+            Prediction.objects.filter(chain=chain_obj).first()
+            if chain_obj.origin == Chain.Origin.MODEL else None
+        ),
     )
     return render(request, TEMPLATE, context)
 

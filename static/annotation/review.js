@@ -13,6 +13,30 @@
     current = row.dataset.step;
     rows().forEach((r) => r.classList.toggle("current", r === row));
     if (focus) { row.focus({ preventScroll: true }); row.scrollIntoView({ block: "nearest" }); }
+    showEvidence(row);
+  }
+
+  // The report sentence a step rests on (data-evidence-*: offsets into the report text) is
+  // marked while the step is current, and its report opened.
+  function showEvidence(row) {
+    document.querySelectorAll("mark.evidence").forEach((mark) => {
+      const parent = mark.parentNode;
+      parent.replaceChild(document.createTextNode(mark.textContent), mark);
+      parent.normalize();
+    });
+    const which = row.dataset.evidenceReport;
+    if (which !== "current" && which !== "prior") return;
+    const text = document.querySelector(`.report-text[data-report="${which}"]`);
+    const node = text && text.firstChild;
+    const start = Number(row.dataset.evidenceStart), end = Number(row.dataset.evidenceEnd);
+    if (!node || node.nodeType !== Node.TEXT_NODE || !(start >= 0 && end > start && end <= node.length)) return;
+    const range = document.createRange();
+    range.setStart(node, start);
+    range.setEnd(node, end);
+    const mark = document.createElement("mark");
+    mark.className = "evidence";
+    range.surroundContents(mark);
+    text.closest("details").open = true;
   }
 
   document.addEventListener("keydown", (e) => {

@@ -1,0 +1,57 @@
+"""The curator's dashboard and Exports page in real Chromium: charts visible, an export's progress."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from annotation import services
+from annotation.models import ExportSnapshot
+
+pytestmark = pytest.mark.browser
+
+expect: Any = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
+
+
+def test_it_draws_the_dashboard_charts(page: Any, login: Any, make_chain: Any, alice: Any, bob: Any, carol: Any) -> None:
+    for reader, verdicts in ((alice, ["correct", "incorrect", "correct"]), (bob, ["irrelevant", "correct", "correct"])):
+        chain = make_chain(readers=(reader,))
+        for step, verdict in zip(list(chain.live_steps()), verdicts):
+            step.mark(verdict, by=reader, expected=step.version)
+        services.finish_chain(chain, reader, "verify")
+    login(page, "carol")
+    page.get_by_role("link", name="Dashboard").click()
+    charts = page.locator("svg.chart")
+    expect(charts).to_have_count(3)
+    for index in range(3):
+        expect(charts.nth(index)).to_be_visible()
+        box = charts.nth(index).bounding_box()
+        assert box["width"] > 200 and box["height"] > 20
+    throughput = page.locator("#throughput svg.chart rect.bar")
+    expect(throughput).to_have_count(2)  # one bar segment per reader today
+    assert throughput.first.bounding_box()["height"] > 10
+    expect(page.locator("#error-by-origin svg.chart rect.bar").first).to_be_visible()
+    expect(page.locator("#error-by-origin")).to_contain_text("Mined by an LLM")
+    expect(page.locator("#time-per-case")).to_contain_text("finished assignments")
+
+
+def test_it_starts_an_export_and_follows_its_progress(page: Any, login: Any, make_chain: Any, alice: Any, carol: Any) -> None:
+    chain = make_chain(readers=(alice,))
+    for step in chain.live_steps():
+        step.mark("correct", by=alice, expected=step.version)
+    services.finish_chain(chain, alice, "verify")
+    login(page, "carol")
+    page.get_by_role("link", name="Exports").click()
+    page.wait_for_function("() => window.htmx !== undefined")
+    page.get_by_role("button", name="Start export").click()
+    row = page.locator("tr[data-snapshot='v1']")
+    expect(row.get_by_role("progressbar")).to_be_visible()
+    assert ExportSnapshot.objects.get().status == "pending"
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)  # the worker
+    expect(row.get_by_role("link", name="Download zip")).to_be_visible()  # the row polled itself
+    expect(row).to_contain_text("Done")
+    row.get_by_role("link", name="files").click()
+    expect(page.get_by_role("heading", name="Snapshot v1")).to_be_visible()
+    expect(page.get_by_role("link", name="sft/train.jsonl")).to_be_visible()

@@ -1,0 +1,233 @@
+"""RadRScore's three components on hand-made predictions against a hand-made reference."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cxr.radrscore import (
+    KeyFinding,
+    answer_findings,
+    findings_from_steps,
+    findings_from_text,
+    score_reasoning,
+)
+
+REPORT = (
+    "FINDINGS: Moderate left pleural effusion with adjacent atelectasis. No pneumothorax. "
+    "Heart size is normal. IMPRESSION: Left effusion and atelectasis."
+)
+REFERENCE_STEPS = [
+    "The left costophrenic angle is blunted, indicating a left pleural effusion.",
+    "There is adjacent atelectasis at the left base.",
+    "No pneumothorax is seen.",
+    "The heart size is normal, so there is no cardiomegaly.",
+]
+REFERENCE = findings_from_steps(REFERENCE_STEPS)
+
+
+def _names(findings: list[KeyFinding]) -> set[tuple[str, str]]:
+    return {(f.observation, f.status) for f in findings}
+
+
+def test_it_reads_the_reference_findings() -> None:
+    assert _names(REFERENCE) == {
+        ("Pleural Effusion", "present"),
+        ("Atelectasis", "present"),
+        ("Pneumothorax", "absent"),
+        ("Cardiomegaly", "absent"),
+    }
+
+
+def test_a_perfect_prediction_scores_one() -> None:
+    score = score_reasoning(REFERENCE_STEPS, REFERENCE, report=REPORT)
+    assert (score.factuality, score.completeness, score.effectiveness, score.radrscore) == (
+        1.0,
+        1.0,
+        1.0,
+        1.0,
+    )
+    assert score.missed == [] and score.contradicted == [] and score.invented == []
+
+
+def test_an_empty_prediction_scores_zero() -> None:
+    score = score_reasoning([], REFERENCE, report=REPORT)
+    assert (score.factuality, score.completeness, score.effectiveness, score.radrscore) == (
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+    )
+    assert score.missed == REFERENCE
+
+
+def test_a_prediction_that_contradicts_the_report_loses_factuality_and_effectiveness() -> None:
+    steps = [
+        "There is no pleural effusion.",  # the report says there is one
+        "No pneumothorax is seen.",  # right
+    ]
+    score = score_reasoning(steps, REFERENCE, report=REPORT)
+    assert score.contradicted == [KeyFinding("Pleural Effusion", "absent")]
+    assert score.factuality == 0.5
+    assert score.effective_steps == [False, True]
+    assert score.effectiveness == 0.5
+    assert score.completeness == 0.25  # only the pneumothorax is recalled
+
+
+def test_a_prediction_that_invents_a_finding_loses_factuality() -> None:
+    steps = [*REFERENCE_STEPS, "There is a right upper lobe mass."]  # the report never says so
+    score = score_reasoning(steps, REFERENCE, report=REPORT)
+    assert score.invented == [KeyFinding("Lung Lesion", "present")]
+    assert score.contradicted == []
+    assert score.factuality == pytest.approx(4 / 5)
+    assert score.completeness == 1.0  # inventing takes nothing from recall
+    assert score.effective_steps[-1] is False
+
+
+def test_an_absent_finding_the_report_does_not_mention_is_factual() -> None:
+    # The paper's judge: silence about an abnormality implies it is normal.
+    score = score_reasoning(["There is no rib fracture."], REFERENCE, report=REPORT)
+    assert score.factuality == 1.0
+    assert score.invented == []
+
+
+def test_a_possible_finding_recalls_a_present_one() -> None:
+    score = score_reasoning(
+        ["A small effusion may be present on the left."], REFERENCE, report=REPORT
+    )
+    assert KeyFinding("Pleural Effusion", "present") in score.matched
+
+
+def test_steps_that_only_say_what_to_look_for_assert_nothing() -> None:
+    steps = [
+        "To determine whether there is a pneumothorax, look for a visceral pleural line.",
+        "Cardiomegaly is typically assessed by the cardiothoracic ratio.",
+    ]
+    assert findings_from_steps(steps) == []
+    score = score_reasoning(steps, REFERENCE, report=REPORT)
+    # They examine observations the reference discusses: effective, and nothing invented.
+    assert score.effective_steps == [True, True]
+    assert score.invented == []
+
+
+def test_filler_steps_are_left_out_of_effectiveness() -> None:
+    steps = ["The image is labelled AP portable.", "There is a left pleural effusion."]
+    score = score_reasoning(steps, REFERENCE, report=REPORT)
+    assert score.effective_steps == [None, True]
+    assert score.effectiveness == 1.0
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "The heart is of normal size, which rules out cardiomegaly.",
+        "Cardiomegaly is excluded.",
+        "The cardiac silhouette is normal; cardiomegaly is therefore not present.",
+        "The heart isn't enlarged.",
+    ],
+)
+def test_it_reads_the_denials_reasoning_chains_use(step: str) -> None:
+    assert KeyFinding("Cardiomegaly", "absent") in findings_from_steps([step])
+    assert KeyFinding("Cardiomegaly", "present") not in findings_from_steps([step])
+
+
+def test_a_heading_names_a_topic_not_a_finding() -> None:
+    step = "Pneumothorax: lung markings reach the periphery, so there is no pneumothorax."
+    assert findings_from_steps([step]) == [KeyFinding("Pneumothorax", "absent")]
+
+
+def test_without_reference_findings_completeness_is_one() -> None:
+    score = score_reasoning(["There is a left effusion."], [], report=REPORT)
+    assert score.completeness == 1.0
+    assert score.factuality == 1.0
+
+
+def test_with_nothing_to_find_and_nothing_said_factuality_is_one() -> None:
+    assert score_reasoning([], []).factuality == 1.0
+
+
+def test_without_a_report_factuality_is_judged_against_the_reference() -> None:
+    score = score_reasoning(["There is no pleural effusion."], REFERENCE)
+    assert score.contradicted == [KeyFinding("Pleural Effusion", "absent")]
+
+
+def test_it_takes_reference_findings_as_dicts() -> None:
+    reference = [
+        {"observation": "pleural effusion", "status": "present", "laterality": "left"},
+        {"observation": "Pneumothorax", "status": "absent"},
+    ]
+    score = score_reasoning(["There is a left pleural effusion."], reference, report=REPORT)
+    assert score.matched == [KeyFinding("Pleural Effusion", "present")]
+    assert score.completeness == 0.5
+
+
+def test_it_refuses_a_finding_with_an_unknown_status() -> None:
+    with pytest.raises(ValueError, match="status"):
+        score_reasoning([], [{"observation": "Edema", "status": "maybe-ish"}])
+
+
+def test_the_answer_counts_as_a_finding() -> None:
+    # "Therefore, the answer is yes" words no finding; the answer itself states one.
+    question = "Does this chest X-ray show pleural effusion? Options:\nA) Yes\nB) No"
+    stated = answer_findings(question, "A")
+    assert stated == [KeyFinding("Pleural Effusion", "present")]
+    score = score_reasoning(
+        ["Therefore, the answer is yes."], REFERENCE, report=REPORT, answer=stated
+    )
+    assert score.matched == [KeyFinding("Pleural Effusion", "present")]
+
+
+def test_it_reads_findings_from_answers_of_every_question_shape() -> None:
+    single = (
+        "Which finding is in this chest X-ray? Options:\nA) Edema\nB) Fracture\nC) Cardiomegaly"
+    )
+    assert _names(answer_findings(single, "B")) == {
+        ("Fracture", "present"),
+        ("Edema", "absent"),
+        ("Cardiomegaly", "absent"),
+    }
+    assert _names(
+        answer_findings("Which findings are in this chest X-ray?", "edema, fracture")
+    ) == {
+        ("Edema", "present"),
+        ("Fracture", "present"),
+    }
+    assert answer_findings(single, "Z") == []  # a letter that names no option states nothing
+
+
+def test_it_reads_report_findings() -> None:
+    assert _names(findings_from_text(REPORT)) == {
+        ("Pleural Effusion", "present"),
+        ("Atelectasis", "present"),
+        ("Pneumothorax", "absent"),
+        ("Cardiomegaly", "absent"),
+    }
+
+
+# --- realism check on the paper's public outputs (skipped where absent) ----------------------
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "radrbench-dev"
+
+
+@pytest.mark.skipif(not (DATA / "predictions.jsonl").exists(), reason="no radrbench-dev data")
+def test_it_ranks_the_real_models_as_the_paper_does() -> None:
+    from cxr.output import parse_output
+    from cxr.questions import parse_question
+    from cxr.text import steps_from
+
+    cases = {}
+    for line in (DATA / "cases.jsonl").read_text(encoding="utf-8").splitlines():
+        case = json.loads(line)
+        cases[case["case_key"]] = case
+    totals: dict[str, list[float]] = {}
+    for line in (DATA / "predictions.jsonl").read_text(encoding="utf-8").splitlines()[::3]:
+        prediction = json.loads(line)
+        case = cases[prediction["case_key"]]
+        options = parse_question(case["question"]).options
+        steps = parse_output(prediction["pred"], options).steps
+        reference = findings_from_steps(steps_from(case["reason_steps"]))
+        score = score_reasoning(steps, reference, report=case["original_report"])
+        assert 0.0 <= score.radrscore <= 1.0
+        totals.setdefault(prediction["model"], []).append(score.radrscore)
+    means = {model: sum(values) / len(values) for model, values in totals.items()}
+    assert means["chestx-reasoner-7b"] > means["gpt-4o"] > means["qwen2-vl-72b"]
