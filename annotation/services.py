@@ -62,7 +62,8 @@ def visible_chains(user: Any) -> QuerySet[Chain]:
     if is_radiologist(user):
         allowed |= Q(assignments__reader=user)
     if is_researcher(user):
-        allowed |= Q(status=Chain.Status.VERIFIED)
+        # A reader's private copy stays private (double reading is blind), even once verified.
+        allowed |= Q(status=Chain.Status.VERIFIED) & ~Q(purpose=Chain.Purpose.READING)
     return chains.filter(allowed).distinct()
 
 
@@ -71,7 +72,11 @@ def can_view_chain(user: Any, chain: Chain) -> bool:
         return True
     if is_radiologist(user) and chain.assignments.filter(reader=user).exists():
         return True
-    return is_researcher(user) and chain.status == Chain.Status.VERIFIED
+    return (
+        is_researcher(user)
+        and chain.status == Chain.Status.VERIFIED
+        and chain.purpose != Chain.Purpose.READING
+    )
 
 
 def can_review_chain(user: Any, chain: Chain) -> bool:
