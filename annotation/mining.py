@@ -39,6 +39,7 @@ from django.utils import timezone
 from annotation import imaging, jobs
 from annotation.importing import (
     Problem,
+    RecordError,
     extract_zip,
     patient_and_study,
     pseudonym,
@@ -63,10 +64,8 @@ _DATASET_PATH = re.compile(r"/p\d{2}/p\d+/s\d+/|patient\d+/study\d+")
 _MIMIC_REPORT = re.compile(r"s\d+\.txt")
 
 
-class InputError(ValueError):
-    def __init__(self, field_name: str, reason: str) -> None:
-        self.field = field_name
-        super().__init__(reason)
+# A bad input names its field, exactly as an imported record's error does.
+InputError = RecordError
 
 
 # --- results ---------------------------------------------------------------------------------
