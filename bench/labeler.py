@@ -3,8 +3,10 @@
 Labels come from the questions themselves: "Does this chest X-ray show X?" answered Yes/No says
 whether X is in the report; a single-choice question says its answer's observation is present and
 the other options' are absent. The labeler agrees when it calls the observation present (or
-uncertain, see --uncertain) exactly when the label says so. Also prints reports per second on one
-core. Reads ../shared/data/radrbench-dev/cases.jsonl and skips cleanly when it is absent.
+uncertain, see --uncertain) exactly when the label says so. Also prints the speed on one core:
+reports and sentences per second, and model outputs (predictions.jsonl `pred`) per second, each
+cold (sentence cache emptied before every pass: every text new) and warm (texts seen before).
+Reads ../shared/data/radrbench-dev/cases.jsonl and skips cleanly when it is absent.
 
     python bench/labeler.py [--cases PATH] [--uncertain positive|negative] [--errors N]
 """
@@ -18,11 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from cxr.labeler import ABSENT, PRESENT, UNCERTAIN, label_report  # noqa: E402
+from cxr.labeler import ABSENT, PRESENT, UNCERTAIN, clear_cache, label_report  # noqa: E402
 from cxr.questions import parse_answer, parse_question  # noqa: E402
+from cxr.sections import FINDINGS, IMPRESSION, section_spans  # noqa: E402
+from cxr.text import sentence_spans  # noqa: E402
 from cxr.vocabulary import canonical  # noqa: E402
 
 CASES = Path(__file__).resolve().parents[1].parent / "shared/data/radrbench-dev/cases.jsonl"
+PREDICTIONS_NAME = "predictions.jsonl"  # beside the cases: real model outputs in `pred`
 BINARY_PREFIX = "does this chest x-ray show "
 # Seconds of repeated labeling for the speed figure: long enough to be stable, short to wait.
 SPEED_SECONDS = 2.0
@@ -50,6 +55,37 @@ def implied_labels(records: list[dict[str, object]]) -> dict[tuple[str, str], bo
     if conflicts:
         print(f"dropped {conflicts} pairs that questions label both ways", file=sys.stderr)
     return {key: next(iter(v)) for key, v in votes.items() if len(v) == 1}
+
+
+def texts_per_second(texts: list[str], cold: bool) -> float:
+    """Texts labelled per CPU second of this process (per core, honest on a busy machine)."""
+    labelled, started = 0, time.process_time()
+    while time.process_time() - started < SPEED_SECONDS:
+        if cold:
+            clear_cache()
+        for text in texts:
+            label_report(text)
+        labelled += len(texts)
+    return labelled / (time.process_time() - started)
+
+
+def labelled_sentences(text: str) -> int:
+    """How many sentences the labeler reads in `text` (findings and impression only)."""
+    return sum(
+        len(sentence_spans(text[start:end]))
+        for section, start, end in section_spans(text)
+        if section in (FINDINGS, IMPRESSION)
+    )
+
+
+def print_speed(name: str, texts: list[str]) -> None:
+    cold, warm = texts_per_second(texts, cold=True), texts_per_second(texts, cold=False)
+    per_text = sum(map(labelled_sentences, texts)) / len(texts)
+    mean_chars = sum(map(len, texts)) / len(texts)
+    print(
+        f"speed, {name}: {cold:.0f}/s cold ({cold * per_text:.0f} sentences/s), "
+        f"{warm:.0f}/s warm; {len(texts)} texts, mean {mean_chars:.0f} characters"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,16 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     counts = Counter(f.status for found in statuses.values() for f in found.values())
     print(f"statuses: {', '.join(f'{s} {counts[s]}' for s in (PRESENT, UNCERTAIN, ABSENT))}")
 
-    # CPU time of this one process: the figure is per core, and stays honest on a busy machine.
-    every_report = sorted({str(record["original_report"]) for record in records})
-    labelled, started = 0, time.process_time()
-    while time.process_time() - started < SPEED_SECONDS:
-        for report in every_report:
-            label_report(report)
-        labelled += len(every_report)
-    rate = labelled / (time.process_time() - started)
-    mean_chars = sum(map(len, every_report)) / len(every_report)
-    print(f"speed: {rate:.0f} reports/s on one core (mean report {mean_chars:.0f} characters)")
+    print_speed("reports", sorted({str(record["original_report"]) for record in records}))
+    predictions = args.cases.with_name(PREDICTIONS_NAME)
+    if predictions.exists():
+        with predictions.open(encoding="utf-8") as lines:
+            outputs = [str(json.loads(line)["pred"]) for line in lines if line.strip()]
+        print_speed("model outputs", outputs)
     for line in errors[: args.errors]:
         print("  x " + line)
     return 0

@@ -10,6 +10,9 @@ effectiveness, RadRScore, accuracy):
   effective_count / (effective_count + ineffective_count) (a prediction whose denominator is 0
   counts as 0 there, as in the paper's averages; malformed judge records are left out);
 - per task, whether both judges rank the three models in the same order by their mean;
+- the same per-prediction Spearman on two halves of the cases (split by a hash of case_key): the
+  weights `cxr.radrscore` gives the wording were chosen on the first ("tuning") half, so the
+  second ("held-out") half is the honest figure;
 - predictions scored per second on one core (parse + score, cold caches: every report and
   reference chain labelled once, as `python -m inference score` does on a fresh file).
 
@@ -21,6 +24,7 @@ Reads ../shared/data/radrbench-dev/{cases,predictions}.jsonl; exits 0 with a not
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -94,6 +98,11 @@ def spearman(xs: list[float], ys: list[float]) -> float:
     return cov / (vx * vy) ** 0.5 if vx and vy else 0.0
 
 
+def held_out(case_key: str) -> bool:
+    """The half of the cases that no scoring choice was tuned on (a fixed hash of case_key)."""
+    return int(hashlib.md5(case_key.encode()).hexdigest(), 16) % 2 == 1
+
+
 def load(data: Path) -> list[dict[str, Any]]:
     cases = {}
     with (data / "cases.jsonl").open(encoding="utf-8") as lines:
@@ -142,6 +151,16 @@ def main(argv: list[str] | None = None) -> int:
                 spearman([o[component] for o, _ in subset], [p[component] for _, p in subset])
             )
         print(f"{component:<14} {overall:6.3f}  " + "  ".join(f"{v:18.3f}" for v in per_model))
+
+    print(f"\n{'component':<14} {'tuning':>7} {'held-out':>9}  (halves of the cases by case_key)")
+    for component in COMPONENTS[:4]:
+        halves = []
+        for side in (False, True):
+            subset = [(o, p) for o, p in pairs if held_out(o["case_key"]) == side]
+            halves.append(
+                spearman([o[component] for o, _ in subset], [p[component] for _, p in subset])
+            )
+        print(f"{component:<14} {halves[0]:7.3f} {halves[1]:9.3f}")
 
     print("\nModel ranking per task (mean per model; '>' best first)")
     tasks = sorted({o["task"] for o, _ in pairs})

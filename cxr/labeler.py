@@ -1,15 +1,18 @@
 """Findings labeler: which observations a report mentions, and whether present, absent or uncertain.
 
-NegEx-style and regex-only, so it runs anywhere and fast (hundreds of reports a second on one
-core). For every sentence of the findings and impression sections:
+NegEx-style and regex-only, so it runs anywhere and fast (a few thousand reports a second on one
+core). An observation's patterns run only on sentences holding one of the words every mention of it
+contains (`Observation.keywords`), and a sentence's reading is cached by its text, since reports
+and model outputs repeat sentences. For every sentence of the findings and impression sections:
 
 1. find mentions of each vocabulary observation (`cxr.vocabulary`);
 2. mask pseudo-negations ("no change in the effusion") and double negations ("cannot exclude"),
    which contain "no"/"not" but negate nothing;
 3. a negation trigger in the mention's clause makes it absent ("no pneumothorax", "effusion has
-   resolved"), else an uncertainty trigger makes it uncertain ("may represent", "cannot exclude"),
-   else it is present. A clause ends at the sentence end or at "but", "however", ";" and the like;
-   a mention of a past finding ("scarring from prior pneumonia") is skipped;
+   resolved", "rules out pneumothorax", "effusion: none"), else an uncertainty trigger makes it
+   uncertain ("may represent", "cannot exclude", "to rule out"), else it is present. A clause
+   ends at the sentence end or at "but", "however", ";" and the like; a mention of a past finding
+   ("scarring from prior pneumonia") is skipped;
 4. laterality and location come from the words next to the mention, within its list item;
 5. per observation, keep the strongest mention (present > uncertain > absent, as CheXpert does),
    preferring the impression's sentence as evidence.
@@ -86,12 +89,39 @@ def label_report(report: str) -> list[Finding]:
     [('No Finding', 'absent'), ('Pneumothorax', 'absent'), ('Pleural Effusion', 'present')]
     """
     mentions: list[_Mention] = []
+    lowered = report.lower()
+    if len(lowered) != len(report) or "\u03a3" in report:
+        # A character that lower-cases to two ("İ") or by context (final sigma): lower each
+        # sentence alone, as offsets and readings assume.
+        lowered = ""
+    screen: tuple[_Screened, ...] | None = None  # built at the first sentence not in the cache
     for section, start, end in section_spans(report):
         if section not in _LABELLED_SECTIONS:
             continue
-        text = report[start:end]
-        for s_start, s_end in sentence_spans(text):
-            mentions.extend(_sentence_mentions(report, start + s_start, start + s_end, section))
+        for s_start, s_end in sentence_spans(report[start:end]):
+            s_start, s_end = start + s_start, start + s_end
+            sentence = lowered[s_start:s_end] if lowered else report[s_start:s_end].lower()
+            reading = _READINGS.get(sentence)
+            if reading is None:
+                if screen is None:
+                    screen = _screen(lowered) if lowered else _SCREEN
+                reading = _read_sentence(sentence, screen)
+                if len(_READINGS) >= _CACHE_SIZE:
+                    _READINGS.clear()  # bounded: start afresh rather than track recency
+                _READINGS[sentence] = reading
+            for name, status, m_start, m_end, laterality, location in reading:
+                mentions.append(
+                    _Mention(
+                        name,
+                        status,
+                        s_start + m_start,
+                        s_start + m_end,
+                        (s_start, s_end),
+                        section,
+                        laterality,
+                        location,
+                    )
+                )
     return _resolve(report, mentions)
 
 
@@ -106,6 +136,8 @@ class _Sentence:
 
     def clause(self, start: int, end: int) -> tuple[int, int]:
         """The stretch around a mention that negation and uncertainty may reach."""
+        if not self.terminators:
+            return 0, len(self.text)
         clause_start, clause_end = 0, len(self.text)
         for t_start, t_end in self.terminators:
             if t_end <= start:
@@ -137,6 +169,11 @@ class _Sentence:
         return False
 
     def status(self, start: int, end: int) -> str:
+        # "pleural effusion: none", "consolidation: not excluded": the colon ends no clause here.
+        if t.ANSWER_UNCERTAINTY.match(self.text, end):
+            return UNCERTAIN
+        if t.ANSWER_NEGATION.match(self.text, end):
+            return ABSENT
         clause_start, clause_end = self.clause(start, end)
         if self.before(t.PRE_NEGATION, start, end, clause_start) or self.after(
             t.POST_NEGATION, end, clause_end, t.POST_REACH
@@ -192,11 +229,51 @@ class _Sentence:
         return laterality, location.group(0) if location else None
 
 
-def _sentence_mentions(report: str, start: int, end: int, section: str) -> list[_Mention]:
+# (observation, words one of which every mention of it contains, or None where none are known).
+_Screened = tuple[Observation, tuple[str, ...] | None]
+_SCREEN: Final[tuple[_Screened, ...]] = tuple(
+    (o, tuple(sorted(o.keywords)) if o.keywords is not None else None)
+    for o in OBSERVATIONS.values()
+)
+
+# One mention within a sentence: (observation, status, start, end, laterality, location), with
+# offsets into the sentence.
+_Local = tuple[str, str, int, int, str | None, str | None]
+# Sentence readings by lower-cased sentence: sentences repeat a lot, within and across reports
+# ("No pneumothorax.", a model's stock phrases). A reading depends on the sentence alone.
+_READINGS: dict[str, tuple[_Local, ...]] = {}
+_CACHE_SIZE: Final = 65536
+
+
+# An observation and the broader ones a finding of it implies ("Nodule" -> "Lung Lesion").
+_IMPLIED: Final = {name: (name, *ancestors(name)) for name in OBSERVATIONS}
+_ALL_WORDS: Final = tuple(sorted({word for _, words in _SCREEN for word in words or ()}))
+
+
+def _screen(lowered_report: str) -> tuple[_Screened, ...]:
+    """The observations whose words occur in the report, each with only the words that occur.
+
+    One pass over the whole report spares every sentence the words of observations it never names.
+    """
+    present = {word for word in _ALL_WORDS if word in lowered_report}
+    return tuple(
+        (observation, None if words is None else tuple(present.intersection(words)))
+        for observation, words in _SCREEN
+        if words is None or not present.isdisjoint(words)
+    )
+
+
+def _read_sentence(lowered: str, screen: tuple[_Screened, ...]) -> tuple[_Local, ...]:
+    """Every mention in one lower-cased sentence, among the observations `screen` leaves."""
     sentence: _Sentence | None = None  # built lazily: most sentences mention few observations
-    lowered = report[start:end].lower()
-    found: list[_Mention] = []
-    for observation in OBSERVATIONS.values():
+    found: list[_Local] = []
+    for observation, words in screen:
+        if words is not None:
+            for word in words:
+                if word in lowered:
+                    break
+            else:
+                continue  # none of the words every mention of it contains
         if (observation.pattern is None or not observation.pattern.search(lowered)) and (
             observation.anatomy_pattern is None or not observation.anatomy_pattern.search(lowered)
         ):
@@ -213,20 +290,14 @@ def _sentence_mentions(report: str, start: int, end: int, section: str) -> list[
             else:
                 status = forced or sentence.status(m_start, m_end)
             laterality, location = sentence.place(m_start, m_end)
-            for name in (observation.name, *ancestors(observation.name)):
-                found.append(
-                    _Mention(
-                        name,
-                        status,
-                        start + m_start,
-                        start + m_end,
-                        (start, end),
-                        section,
-                        laterality,
-                        location,
-                    )
-                )
-    return found
+            for name in _IMPLIED[observation.name]:
+                found.append((name, status, m_start, m_end, laterality, location))
+    return tuple(found)
+
+
+def clear_cache() -> None:
+    """Forget cached sentence readings (to time the labeler cold)."""
+    _READINGS.clear()
 
 
 def _find(observation: Observation, sentence: _Sentence) -> list[tuple[int, int, str | None]]:

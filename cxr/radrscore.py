@@ -18,9 +18,19 @@ module, offline, with `cxr.labeler` turning text into findings (observation + st
   agreed less with the paper's judge on its released outputs);
 - **radrscore**: the mean of the three.
 
+The paper's judge reads findings at a finer grain than the labeler's observations ("ET tube 4 cm
+above the carina", "opacity in the right upper lobe"). Three things bring the offline judge
+closer: a positive finding placed on the other side or zone than its evidence ("left effusion"
+for a right one, upper for lower) is contradicted, not supported; a step that is only a heading
+("Pleural Effusion", as markdown lists split them off) names a topic and asserts nothing; and,
+given the reference chain's text (``reference_steps=``), completeness blends in the share of the
+chain's content words the model uses and factuality the share of its asserting steps' words that
+the report or chain use (nothing for a step whose findings are wrong), with weights chosen on
+half of the RadRBench-CXR dev cases and checked on the other half (bench/score_agreement.py).
+
 Edge cases: no reference findings gives completeness 1.0 (nothing to miss); a model that states no
-findings gets factuality 0.0 (nothing verifiable, as the paper's evaluation counts it) unless the
-reference and the report have none either (1.0); no counted steps gives effectiveness 0.0. A
+findings gets factuality 0.0 (nothing verifiable; ``no_findings_factuality=`` changes it for an
+output that says something) unless the reference and the report have none either (1.0); no counted steps gives effectiveness 0.0. A
 reference "No Finding" only sums up the others (exports always add it): it is used to judge
 factuality, never counted as a finding to recall. The model's final answer states findings too
 (`answer_findings`), passed as ``answer=``.
@@ -55,6 +65,7 @@ from cxr.text import split_sentences
 from cxr.vocabulary import NO_FINDING, OBSERVATIONS, canonical
 
 STATUSES: Final = (PRESENT, ABSENT, UNCERTAIN)
+_SIDES: Final = ("left", "right", "bilateral")
 # Other spellings of a status met in judge outputs and hand-written fixtures.
 _STATUS_ALIASES: Final = {
     "positive": PRESENT,
@@ -76,6 +87,9 @@ _CACHE_SIZE: Final = 1 << 16  # texts labelled once per process: reports repeat 
 class KeyFinding:
     observation: str  # canonical name from cxr.vocabulary
     status: str  # present | absent | uncertain
+    # left | right | bilateral when the text says; not part of a finding's identity.
+    laterality: str | None = field(default=None, compare=False, repr=False)
+    zone: str | None = field(default=None, compare=False, repr=False)  # upper | lower, if said
 
     def as_dict(self) -> dict[str, str]:
         return {"observation": self.observation, "status": self.status}
@@ -100,7 +114,8 @@ class KeyFinding:
             observation = canonical(observation)
         except KeyError:
             pass
-        return cls(observation, status)
+        side = value.get("laterality")
+        return cls(observation, status, str(side) if side in _SIDES else None)
 
 
 @dataclass(frozen=True)
@@ -249,6 +264,21 @@ def _reword(clause: str) -> str:
     return clause
 
 
+_UPPER: Final = re.compile(r"upper|apex|apices|apical|suprahilar")
+_LOWER: Final = re.compile(
+    r"lower|base|basilar|basal|retrocardiac|infrahilar|costophrenic|subpulmonic"
+)
+
+
+def _zone(location: str | None) -> str | None:
+    """The lung zone a labeler location names: upper, lower, or None (mid, hilar, unstated)."""
+    if not location:
+        return None
+    if _UPPER.search(location):
+        return "upper"
+    return "lower" if _LOWER.search(location) else None
+
+
 @lru_cache(maxsize=_CACHE_SIZE)
 def _labelled(text: str) -> tuple[KeyFinding, ...]:
     """Findings the labeler reads in `text`, without the "No Finding" it only implies.
@@ -265,7 +295,11 @@ def _labelled(text: str) -> tuple[KeyFinding, ...]:
             continue  # implied by the absence (or presence) of everything else, never stated
         if OBSERVATIONS[finding.observation].parent is not None:
             continue
-        found.append(KeyFinding(finding.observation, finding.status))
+        found.append(
+            KeyFinding(
+                finding.observation, finding.status, finding.laterality, _zone(finding.location)
+            )
+        )
     return tuple(found)
 
 
@@ -285,12 +319,27 @@ _GENERIC_CLAUSE: Final = re.compile(
 
 
 _SENTENCE_END: Final = re.compile(r"[.!?;]\s+\S|\n")  # more than one sentence, perhaps
+# A step that is only a heading ("Pleural Effusion", "Lung Lesion and Pneumonia:"), as markdown
+# lists split them off their paragraph: a topic, never a finding. A few words, no verb, no status.
+_BARE_HEADING: Final = re.compile(r"[\w\s,()&/'-]+:?")
+_STATUS_WORD: Final = re.compile(
+    r"(?i)\b(?:no|not|without|none|negative|positive|present|absent|seen|noted|visible|evident|"
+    r"identified|normal|abnormal|clear|unremarkable|intact|stable|unchanged|is|are|was|were|"
+    r"shows?|reveals?|likely|unlikely|possible|probable|suspected|suggest\w*|consistent|yes)\b"
+)
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
 def _read_step(step: str) -> _StepReading:
     findings: list[KeyFinding] = []
     topics: set[str] = set()
+    if (
+        len(step) < 80
+        and len(step.split()) <= 8
+        and _BARE_HEADING.fullmatch(step.strip())
+        and not _STATUS_WORD.search(step)
+    ):
+        return _StepReading((), frozenset(f.observation for f in _labelled(step)))
     for sentence in split_sentences(step) if _SENTENCE_END.search(step) else [step]:
         heading = _HEADING.match(sentence)
         if heading:
@@ -395,13 +444,27 @@ def compatible(a: str, b: str) -> bool:
     return _positive(a) == _positive(b)
 
 
+def _same_place(finding: KeyFinding, side: str | None, zone: str | None) -> bool:
+    """Whether a finding's side and zone agree with another's: equal, unstated, or bilateral."""
+    return {finding.laterality, side} != {"left", "right"} and {finding.zone, zone} != {
+        "upper",
+        "lower",
+    }
+
+
 class _Evidence:
     """What a text says about each observation: the set of statuses it gives it."""
 
     def __init__(self, findings: Iterable[KeyFinding]) -> None:
+        findings = list(findings)
         self.statuses: dict[str, set[str]] = {}
+        self.sides: dict[str, set[tuple[str | None, str | None]]] = {}  # where positives are
         for finding in findings:
             self.statuses.setdefault(finding.observation, set()).add(finding.status)
+            if _positive(finding.status):
+                self.sides.setdefault(finding.observation, set()).add(
+                    (finding.laterality, finding.zone)
+                )
         # "No Finding" is false as soon as anything abnormal is present or possible.
         self.abnormal = any(
             _positive(f.status)
@@ -424,12 +487,54 @@ class _Evidence:
         if not given:
             return "silent"
         if any(compatible(finding.status, status) for status in given):
+            if _positive(finding.status) and not any(
+                _same_place(finding, side, zone) for side, zone in self.sides[finding.observation]
+            ):
+                return "contradicted"  # the other side: "left effusion" for a right one
             return "supported"
         return "contradicted"
 
 
-def _ratio(numerator: int, denominator: int, *, empty: float) -> float:
+def _ratio(numerator: float, denominator: int, *, empty: float) -> float:
     return numerator / denominator if denominator else empty
+
+
+# --- wording -----------------------------------------------------------------------------------
+#
+# The paper's judge reads findings at the grain of the text ("endotracheal tube 4 cm above the
+# carina", "low lung volumes", "opacity in the right lower lobe"), finer than the labeler's
+# observations. Content words (stopwords, reasoning verbs and generic image words left out,
+# plurals folded) carry that grain: their recall and precision complement the findings'.
+_STOPWORDS: Final = frozenset(
+    """a an the and or of in on at to for with without by from as is are was were be been being
+    this that these those it its there here which who whom what when where why how than then thus
+    therefore hence so such also any all some no not x ray xray chest image images film films
+    radiograph radiographs study shows show showing shown seen noted noting appears appear
+    appearing evidence sign signs finding findings present presence absent absence observed
+    observe observing indicate indicates indicating indicative suggest suggests suggesting
+    suggestive consistent we let us our can could may might would should will must have has had
+    do does did into within both more most less based step first next finally conclusion
+    conclude answer option options determine assess evaluate examine look check identify
+    typically often usually possible likely given visible clear clearly further additionally
+    provided reveals reveal""".split()
+)
+_TOKEN: Final = re.compile(r"[a-z]+")
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _content_words(text: str) -> frozenset[str]:
+    words = (w[:-1] if len(w) > 4 and w.endswith("s") else w for w in _TOKEN.findall(text.lower()))
+    return frozenset(w for w in words if len(w) > 2 and w not in _STOPWORDS)
+
+
+def _words_of(texts: Iterable[str]) -> frozenset[str]:
+    return frozenset().union(*(_content_words(t) for t in texts if t))
+
+
+# How much the wording counts beside the findings, chosen on half of the RadRBench-CXR dev cases
+# (bench/score_agreement.py) from 0.3 / 0.5 / 0.7 and checked on the other half.
+COMPLETENESS_WORDING: Final = 0.7  # recall of the reference chain's content words
+FACTUALITY_WORDING: Final = 0.5  # share of asserting steps' words the report or reference uses
 
 
 def score_reasoning(
@@ -438,6 +543,9 @@ def score_reasoning(
     *,
     report: str | None = None,
     answer: Sequence[KeyFinding | Mapping[str, object]] = (),
+    reference_steps: Sequence[str] = (),
+    answer_text: str = "",
+    no_findings_factuality: float = 0.0,
 ) -> RadRScore:
     """Score a model's reasoning steps against the reference findings and the report.
 
@@ -446,11 +554,21 @@ def score_reasoning(
     (dicts). `answer` adds the findings the model's final answer states (`answer_findings` of
     its parsed answer): its conclusion is a key finding even when no step words it. Without a
     report, factuality is judged against the reference findings. See the module docstring.
+
+    With `reference_steps` (the reference chain's text), completeness and factuality also weigh
+    the wording, at the grain of the paper's judge: completeness blends in the share of the
+    chain's content words that the model's steps and `answer_text` use; factuality the share of
+    the words of the model's asserting steps that the report or the chain use.
+    `no_findings_factuality` is the factuality of a model that asserts nothing while the
+    reference or the report does: 0.0 by default (a reward must not pay for silence); the offline
+    judge passes 0.5, as the paper's judge, reading such outputs' topics, gives them about that.
     """
     reference = list(dict.fromkeys(KeyFinding.coerce(f) for f in reference_findings))
-    readings = [_read_step(step) for step in pred_steps if step and step.strip()]
-    model = findings_from_steps(step for step in pred_steps if step and step.strip())
+    steps = [step for step in pred_steps if step and step.strip()]
+    readings = [_read_step(step) for step in steps]
+    model = findings_from_steps(steps)
     model += [f for f in (KeyFinding.coerce(a) for a in answer) if f not in model]
+    reference_words = _words_of(reference_steps)
 
     # Completeness: reference findings that the model's findings recall. "No Finding" in the
     # reference only sums up the others (exports always add it): it is not one to recall.
@@ -459,6 +577,9 @@ def score_reasoning(
     matched = [f for f in to_recall if spoken.verdict(f) == "supported"]
     missed = [f for f in to_recall if f not in matched]
     completeness = _ratio(len(matched), len(to_recall), empty=1.0)
+    if reference_words:
+        used = len(reference_words & _words_of([*steps, answer_text])) / len(reference_words)
+        completeness += COMPLETENESS_WORDING * (used - completeness)
 
     # Factuality: the model's findings against the report (else the reference).
     facts = _Evidence(findings_from_text(report)) if report else _Evidence(reference)
@@ -471,7 +592,19 @@ def score_reasoning(
         elif verdict == "silent" and _positive(finding.status):
             invented.append(finding)
     factual = len(model) - len(contradicted) - len(invented)
-    factuality = _ratio(factual, len(model), empty=0.0 if (reference or facts) else 1.0)
+    empty = (no_findings_factuality if steps else 0.0) if (reference or facts) else 1.0
+    factuality = _ratio(factual, len(model), empty=empty)
+    # The wording of the steps that assert findings: the share of their words that the report or
+    # the chain use, nothing for a step whose findings the report denies or never mentions.
+    wrong = set(contradicted) | set(invented)
+    shares = [
+        0.0 if wrong.intersection(reading.findings) else len(words & known) / len(words)
+        for known in [reference_words | _content_words(report or "")]
+        for step, reading in zip(steps, readings)
+        if reading.findings and (words := _content_words(step))
+    ]
+    if reference_words and shares:
+        factuality += FACTUALITY_WORDING * (sum(shares) / len(shares) - factuality)
 
     # Effectiveness: steps that the reference supports. A step that asserts nothing counts when
     # it examines an observation the reference discusses; filler is left out of the count.

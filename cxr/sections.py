@@ -63,6 +63,28 @@ HEADER: Final = re.compile(
 )
 
 
+# Every label ends with one of these words, right before its colon (and spaces or tabs).
+_LAST_WORDS: Final = tuple({label.split()[-1] for label in _LABELS})
+_LONGEST: Final = max(map(len, _LAST_WORDS))
+
+
+def _may_have_header(report: str) -> bool:
+    """Whether some colon follows a label's last word: if none does, HEADER cannot match.
+
+    A cheap look at each colon spares the full pattern on the many texts without a label, such
+    as model outputs full of "**Heart**:" headings.
+    """
+    colon = report.find(":")
+    while colon != -1:
+        end = colon
+        while end and report[end - 1] in " \t":
+            end -= 1
+        if report[max(0, end - _LONGEST) : end].lower().endswith(_LAST_WORDS):
+            return True
+        colon = report.find(":", colon + 1)
+    return False
+
+
 def section_for(label: str) -> str | None:
     """The section a header label names ("Clinical  History" -> "history"), or None."""
     return _LABELS.get(" ".join(label.lower().split()))
@@ -75,7 +97,7 @@ def section_spans(report: str) -> list[tuple[str, int, int]]:
     """
     spans: list[tuple[str, int, int]] = []
     section, start = FINDINGS, 0
-    for match in HEADER.finditer(report):
+    for match in HEADER.finditer(report) if _may_have_header(report) else ():
         spans.append((section, start, match.start()))
         section = section_for(match.group(1)) or FINDINGS
         start = match.end()

@@ -153,7 +153,9 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
         end -= 1
     piece = text[start:end]
     # A span that is only section labels ("Findings:", "Findings: / Impression:") is no sentence.
-    if not _HAS_WORD.search(piece) or not _HAS_WORD.search(HEADER.sub("", piece)):
+    if not _HAS_WORD.search(piece):
+        return None
+    if ":" in piece and not _HAS_WORD.search(HEADER.sub("", piece)):  # labels end in ":"
         return None
     return start, end
 

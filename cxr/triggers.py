@@ -16,7 +16,9 @@ def _triggers(*alternatives: str) -> re.Pattern[str]:
 PSEUDO: Final = _triggers(
     r"no (?:significant |appreciable |substantial |definite |major |notable |interval |"
     r"significant interval |other )?(?:change|increase|decrease|improvement|worsening|"
-    r"progression|enlargement|difference|shift)",
+    # "no enlargement of the heart" negates cardiomegaly itself, not a change.
+    r"progression|enlargement(?! of (?:the )?(?:heart|cardiac|(?:cardio)?mediastin))|"
+    r"difference|shift)",
     r"not (?:significantly |substantially |appreciably |much )?(?:changed|increased|"
     r"decreased|improved|worsened|different)",
     r"without (?:significant |interval |appreciable )?(?:change|interval change)",
@@ -32,7 +34,9 @@ DOUBLE_NEGATION: Final = _triggers(
     r" (?:exclude[sd]?|rule[sd]? out|ruled out)",
     r"(?:is|are|was|were|be)? ?not (?:entirely |completely |definitely |totally )?"
     r"(?:excluded|ruled out)",
-    r"not (?:clearly|definitely|confidently) (?:seen|visualized|identified|excluded)",
+    # CheXpert reads "XXX are not clearly seen" as uncertain; "not clearly present" alike.
+    r"(?:not|(?:is|are|was|were)n['’]t) (?:clearly|definitely|confidently|definitively) "
+    r"(?:seen|visuali[sz]ed|identified|excluded|present|evident|visible|apparent|demonstrated)",
 )
 PRE_NEGATION: Final = _triggers(
     r"no",
@@ -50,13 +54,21 @@ PRE_NEGATION: Final = _triggers(
     r"none",
     r"nor",
     r"neither",
-    r"ruled? out",
+    r"(?:is|are|was|were|does|do|did|has|have|had)n['’]t",  # "there isn't a pneumothorax"
+    # "rules out pneumothorax", "which rule out X" deny; "to rule out X" and a leading "rule out
+    # X" ask what to look for, and are uncertain (below) as an indication would be.
+    r"rul(?:es|ed|ing) out",
+    r"(?<!\bto )(?<=\w )rule out",
+    r"lack(?:s|ing)?(?: of)?",
     r"exclud(?:es|ing)",
 )
 POST_NEGATION: Final = _triggers(
-    r"(?:is|are|was|were|has been|have been)? ?(?:not|no longer) (?:been )?(?:seen|identified|"
+    r"(?:(?:is|are|was|were|has been|have been)? ?(?:not|no longer)|(?:is|are|was|were)n['’]t|"
+    r"(?:has|have)n['’]t been) (?:been )?(?:seen|identified|"
     r"visuali[sz]ed|appreciated|present|evident|demonstrated|noted|detected|visible|apparent|"
-    r"observed|shown|there)",
+    r"observed|shown|there|diagnosed|confirmed|found|indicated|supported)",
+    r"(?:does|do|did)(?: not|n['’]t) (?:appear|seem)(?: to be)? (?:present|there|seen|visible|"
+    r"evident|apparent)",
     r"(?:has|have|had)? ?(?:nearly |almost |completely |since )?(?:resolved|cleared|disappeared)",
     r"(?:has|have) been (?:removed|withdrawn|discontinued)",
     r"(?:is|are|was|were) (?:now )?(?:absent|gone|removed)",
@@ -98,6 +110,18 @@ POST_UNCERTAINTY: Final = _triggers(
     r"developing|considered)",
     r"versus",
     r"vs\.?",
+)
+# A finding named as a heading and answered: "pleural effusion: none", "**pneumothorax**: absent",
+# "effusion or pneumothorax: not seen". Used with match() right after the mention.
+_ANSWER: Final = r"(?:(?:,|/| and| or)(?: [a-z]+){1,4})*[\s*_]*(?:\([^)]*\)[\s*_]*)?[:\-–][\s*_]*"
+ANSWER_NEGATION: Final = re.compile(
+    _ANSWER + r"(?:(?:there (?:is|are|was|were) )?(?:no|not|none|without)|absent|nil|negative)\b"
+    # "effusion: no significant change" is a pseudo-negation, as in a sentence.
+    r"(?! (?:\w+ )?(?:chang|increas|decreas|improv|worsen|progress|differ|shift|enlarg))"
+)
+ANSWER_UNCERTAINTY: Final = re.compile(
+    _ANSWER + r"(?:possible|possibly|uncertain|equivocal|indeterminate|questionable|suspected|"
+    r"probable|cannot be (?:excluded|ruled out)|not (?:excluded|ruled out))\b"
 )
 # A question mark after a finding ("pneumonia?") questions it; no word boundary after it.
 QUESTION_MARK: Final = re.compile(r"\?")

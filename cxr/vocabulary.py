@@ -8,8 +8,10 @@ extra implies a finding of the parent.
 """
 
 import re
+import re._parser as _sre  # the standard library's own regex parser, to read required words
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 NO_FINDING: Final = "No Finding"
 ENLARGED_CARDIOMEDIASTINUM: Final = "Enlarged Cardiomediastinum"
@@ -86,6 +88,9 @@ class Observation:
     anatomy_pattern: re.Pattern[str] | None = field(
         init=False, repr=False, compare=False, default=None
     )
+    # Words one of which every mention contains ("tube" for "chest tubes?"): a sentence with none
+    # of them cannot mention the observation, so its patterns need not run. None: always run.
+    keywords: frozenset[str] | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         # Compiled once at import: the labeler runs these over every sentence of every report.
@@ -93,10 +98,65 @@ class Observation:
             object.__setattr__(self, "pattern", _compile(self.terms))
         if self.anatomy:
             object.__setattr__(self, "anatomy_pattern", _compile(self.anatomy))
+        # Each term on its own: the parser factors prefixes shared by alternatives ("f" of
+        # "fractur|fx"), which would leave only that prefix as a word to look for.
+        hints = [required_substrings(term) for term in (*self.terms, *self.anatomy)]
+        known = [hint for hint in hints if hint is not None]
+        if known and len(known) == len(hints):
+            object.__setattr__(self, "keywords", _minimal(frozenset[str]().union(*known)))
 
 
 def _compile(alternatives: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(r"\b(?:" + "|".join(alternatives) + r")\b")
+
+
+def required_substrings(pattern: str) -> frozenset[str] | None:
+    """Literal strings one of which every match of `pattern` contains, or None if none is known.
+
+    Read from the pattern's parse tree: a run of literal characters must occur, an alternation
+    needs one of its branches' strings, an optional part needs nothing. Of several choices along a
+    sequence, the one whose shortest string is longest is kept (it rules out most text).
+
+    >>> sorted(required_substrings(r"\b(?:chest tubes?|pleural (?:drain|tube)s?)\b"))
+    ['chest tube', 'pleural ']
+    """
+    parsed = _sre.parse(pattern)
+    if parsed.state.flags & re.IGNORECASE:
+        return None  # the words are looked for in lower-cased text, as the patterns are written
+    return _required(parsed)
+
+
+def _minimal(words: frozenset[str]) -> frozenset[str]:
+    """Drop words that contain another word of the set: finding the shorter one is enough."""
+    return frozenset(w for w in words if not any(o != w and o in w for o in words))
+
+
+def _required(sequence: Iterable[tuple[Any, Any]]) -> frozenset[str] | None:
+    """Required strings of a parsed sequence; anything not understood requires nothing."""
+    choices: list[frozenset[str]] = []
+    run: list[str] = []
+    for op, av in [*sequence, (None, None)]:
+        if op is _sre.LITERAL:
+            run.append(chr(av))
+            continue
+        if run:
+            choices.append(frozenset({"".join(run)}))
+            run = []
+        found: frozenset[str] | None = None
+        if op is _sre.SUBPATTERN and not av[1] & re.IGNORECASE:  # av: group, flags on, off, body
+            found = _required(av[3])
+        elif op is _sre.BRANCH:
+            branches = [_required(branch) for branch in av[1]]
+            known = [branch for branch in branches if branch is not None]
+            if len(known) == len(branches):
+                found = frozenset[str]().union(*known)
+        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and av[0] >= 1:  # av: min, max, body
+            found = _required(av[2])
+        if found:
+            choices.append(found)
+    if not choices:
+        return None
+    return max(choices, key=lambda c: (min(map(len, c)), -len(c)))
 
 
 # Qualifiers for anatomy mentions, looked for a few words around "heart size", "mediastinum".
@@ -253,7 +313,11 @@ OBSERVATIONS: Final[dict[str, Observation]] = {
             SUPPORT_DEVICES,
             terms=(
                 r"tubes?",
-                r"lines?",
+                # Not the pleural line of a pneumothorax, nor Kerley, septal or fracture lines,
+                # nor the anatomical reference lines ("mid-sternal line").
+                r"(?<!pleural )(?<!septal )(?<!kerley b )(?<!kerley )(?<!fracture )(?<!sternal )"
+                r"(?<!clavicular )(?<!axillary )lines?",
+                r"(?:(?:pacing|epicardial|guide) |guide)wires?",  # not sternotomy wires
                 r"catheters?",
                 r"picc",
                 r"pacer",
@@ -365,7 +429,7 @@ OBSERVATIONS: Final[dict[str, Observation]] = {
             EMPHYSEMA, terms=(r"(?<!subcutaneous )(?<!soft tissue )emphysema\w*",), lasting=True
         ),
         Observation(NODULE, terms=(r"nodul\w*",), parent=LUNG_LESION),
-        Observation(MASS, terms=(r"mass(?:es)?",), parent=LUNG_LESION),
+        Observation(MASS, terms=(r"mass(?:es)?(?! effect)",), parent=LUNG_LESION),
     )
 }
 

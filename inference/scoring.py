@@ -45,7 +45,13 @@ class OfflineJudge:
     ) -> dict[str, Any]:
         stated = answer_findings(question_of(row), parsed.letters or parsed.answer_text)
         score = score_reasoning(
-            parsed.steps, reference, report=report_of(row) or None, answer=stated
+            parsed.steps,
+            reference,
+            report=report_of(row) or None,
+            answer=stated,
+            reference_steps=reference_steps(row),
+            answer_text=parsed.answer_text,
+            no_findings_factuality=0.5,  # the paper's judge gives such outputs about that
         )
         return score.as_dict()
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from cxr import labeler
 from cxr.labeler import ABSENT, BILATERAL, LEFT, PRESENT, RIGHT, UNCERTAIN, Finding, label_report
 
 
@@ -204,3 +205,121 @@ def test_it_keeps_old_fractures_which_still_show() -> None:
 def test_it_does_not_carry_removal_over_to_a_new_device() -> None:
     report = "Interval removal of the right port and placement of a left IJ central line."
     assert _statuses(report)["Central Line"] == PRESENT
+
+
+@pytest.mark.parametrize(
+    ("report", "status"),
+    [
+        ("This rules out pneumothorax.", ABSENT),
+        ("No visible pleural line, ruling out pneumothorax.", ABSENT),
+        ("The findings ruled out pneumothorax.", ABSENT),
+        ("Pneumothorax is ruled out.", ABSENT),
+        ("Sharp costophrenic angles, which rule out pneumothorax.", ABSENT),
+        # A request, as in an indication: what to look for, not what was seen (nor denied).
+        ("Portable chest to rule out pneumothorax.", UNCERTAIN),
+        ("Rule out pneumothorax.", UNCERTAIN),
+        ("Pneumothorax cannot be ruled out.", UNCERTAIN),
+    ],
+)
+def test_it_reads_ruling_out_as_a_denial_and_a_request_as_uncertain(
+    report: str, status: str
+) -> None:
+    assert _statuses(report)["Pneumothorax"] == status
+
+
+def test_it_does_not_take_the_pleural_line_for_a_device() -> None:
+    statuses = _statuses("A visceral pleural line is seen. Kerley B lines. Mid-sternal line.")
+    assert "Support Devices" not in statuses
+    assert _statuses("Right IJ line in the SVC.")["Support Devices"] == PRESENT
+
+
+@pytest.mark.parametrize(
+    ("report", "observation", "status"),
+    [
+        ("Pleural effusion: none.", "Pleural Effusion", ABSENT),
+        ("Effusion: absent.", "Pleural Effusion", ABSENT),
+        ("**Pneumothorax**: Not present.", "Pneumothorax", ABSENT),
+        ("Pneumothorax, effusion: none.", "Pneumothorax", ABSENT),
+        ("**Pleural Effusion**: There is no evidence of fluid.", "Pleural Effusion", ABSENT),
+        ("Consolidation - none.", "Consolidation", ABSENT),
+        ("Consolidation: possible, in the left base.", "Consolidation", UNCERTAIN),
+        ("Pleural effusion: present.", "Pleural Effusion", PRESENT),
+        ("Pleural effusion: small, on the left.", "Pleural Effusion", PRESENT),
+        ("Pleural effusion: no significant change.", "Pleural Effusion", PRESENT),
+    ],
+)
+def test_it_reads_a_finding_answered_after_a_colon(
+    report: str, observation: str, status: str
+) -> None:
+    assert _statuses(report)[observation] == status
+
+
+@pytest.mark.parametrize(
+    ("report", "observation"),
+    [
+        ("Pneumothorax is therefore not present.", "Pneumothorax"),
+        ("A pneumothorax isn't seen.", "Pneumothorax"),
+        ("There isn’t a pneumothorax.", "Pneumothorax"),
+        ("The effusions are no longer seen.", "Pleural Effusion"),
+        ("Pneumothorax does not appear to be present.", "Pneumothorax"),
+        ("There doesn't appear to be a pneumothorax.", "Pneumothorax"),
+        ("Thus, pneumothorax is not diagnosed.", "Pneumothorax"),
+        ("The lack of a visible pleural line argues against pneumothorax.", "Pneumothorax"),
+        ("Cardiomegaly is not present, as there is no enlargement of the heart.", "Cardiomegaly"),
+    ],
+)
+def test_it_reads_denials_with_extra_words_as_absent(report: str, observation: str) -> None:
+    assert _statuses(report)[observation] == ABSENT
+
+
+def test_it_reads_not_clearly_present_as_uncertain_as_chexpert_reads_not_clearly_seen() -> None:
+    assert _statuses("Pleural effusion is not clearly present.")["Pleural Effusion"] == UNCERTAIN
+    assert _statuses("Pleural effusion is not clearly seen.")["Pleural Effusion"] == UNCERTAIN
+
+
+def test_it_does_not_take_mass_effect_for_a_lung_lesion() -> None:
+    assert "Lung Lesion" not in _statuses("Mass effect on the trachea from the large effusion.")
+    assert _statuses("A 3 cm left upper lobe mass.")["Lung Lesion"] == PRESENT
+
+
+def test_it_keeps_no_change_in_an_enlarged_heart_present() -> None:
+    assert _statuses("No change in the enlargement of the heart.")["Cardiomegaly"] == PRESENT
+
+
+SENTENCES = [
+    "No pneumothorax, effusion or focal consolidation.",
+    "Heart size is top normal; the mediastinum is widened.",
+    "Right IJ central line tip in the SVC, ET tube 4 cm above the carina, NG tube in the stomach.",
+    "Old healed left rib fractures. Prior sternotomy wires.",
+    "Retrocardiac opacity may represent atelectasis versus pneumonia?",
+    "Hyperinflated lungs consistent with emphysema; 6 mm nodule in the right upper lobe.",
+    "Blunting of the left costophrenic angle, small hiatal hernia, pleural thickening.",
+    "Mild pulmonary vascular congestion and interstitial edema, cardiomegaly.",
+]
+
+
+def test_it_reads_the_same_with_and_without_the_keyword_screen() -> None:
+    unscreened = tuple((observation, None) for observation, _ in labeler._SCREEN)
+    for sentence in SENTENCES:
+        lowered = sentence.lower()
+        screened = labeler._read_sentence(lowered, labeler._screen(lowered))
+        assert screened == labeler._read_sentence(lowered, unscreened), sentence
+        assert screened, sentence
+
+
+def test_it_reads_the_same_from_the_cache() -> None:
+    report = " ".join(SENTENCES)
+    labeler.clear_cache()
+    cold = label_report(report)
+    assert label_report(report) == cold
+    # A cached sentence elsewhere in another report points at its own place there.
+    moved = "FINDINGS: " + report
+    for finding in label_report(moved):
+        if finding.span is not None:
+            assert moved[finding.span[0] : finding.span[1]] == finding.evidence
+
+
+def test_it_lowers_each_sentence_alone_where_lowering_changes_lengths() -> None:
+    report = "İ. Small left effusion."
+    finding = _finding(report, "Pleural Effusion")
+    assert report[finding.span[0] : finding.span[1]] == "Small left effusion."  # type: ignore[index]

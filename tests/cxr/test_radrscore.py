@@ -231,3 +231,65 @@ def test_it_ranks_the_real_models_as_the_paper_does() -> None:
         totals.setdefault(prediction["model"], []).append(score.radrscore)
     means = {model: sum(values) / len(values) for model, values in totals.items()}
     assert means["chestx-reasoner-7b"] > means["gpt-4o"] > means["qwen2-vl-72b"]
+
+
+# --- grain of the paper's judge: headings, sides, wording, silence ---------------------------
+
+_CHAIN = ["There is a small left pleural effusion.", "No pneumothorax is seen."]
+
+
+def test_it_reads_a_bare_heading_step_as_a_topic_not_a_finding() -> None:
+    assert findings_from_steps(["Pleural Effusion", "Lung Lesion and Pneumonia:"]) == []
+
+
+def test_it_contradicts_a_finding_placed_on_the_other_side() -> None:
+    reference = findings_from_steps(_CHAIN)
+    score = score_reasoning(
+        ["There is a right pleural effusion."], reference, report="Small left pleural effusion."
+    )
+    assert score.contradicted == [KeyFinding("Pleural Effusion", "present")]
+    assert score.factuality == 0.0 and score.completeness < 1.0
+
+
+def test_it_scores_a_perfect_prediction_one_with_the_wording() -> None:
+    score = score_reasoning(
+        _CHAIN, findings_from_steps(_CHAIN), report=" ".join(_CHAIN), reference_steps=_CHAIN
+    )
+    assert (score.factuality, score.completeness, score.effectiveness) == (1.0, 1.0, 1.0)
+
+
+def test_it_gives_nothing_for_a_contradicting_prediction_with_the_wording() -> None:
+    score = score_reasoning(
+        ["There is no pleural effusion.", "There is a pneumothorax."],
+        findings_from_steps(_CHAIN),
+        report=" ".join(_CHAIN),
+        reference_steps=_CHAIN,
+    )
+    assert score.factuality == 0.0 and score.effectiveness == 0.0
+    assert len(score.contradicted) == 2
+
+
+def test_it_counts_invented_findings_against_factuality_with_the_wording() -> None:
+    score = score_reasoning(
+        [*_CHAIN, "There is a large right upper lobe mass."],
+        findings_from_steps(_CHAIN),
+        report=" ".join(_CHAIN),
+        reference_steps=_CHAIN,
+    )
+    assert score.invented == [KeyFinding("Lung Lesion", "present")]
+    assert 0.0 < score.factuality < 1.0 and score.completeness == 1.0
+
+
+def test_it_blends_in_the_reference_wording_the_model_leaves_out() -> None:
+    reference = findings_from_steps(_CHAIN)
+    terse = score_reasoning(["Effusion.", "No pneumothorax."], reference, reference_steps=_CHAIN)
+    full = score_reasoning(_CHAIN, reference, reference_steps=_CHAIN)
+    assert terse.matched == full.matched and terse.completeness < full.completeness == 1.0
+
+
+def test_it_gives_silence_the_factuality_asked_for_and_an_empty_output_none() -> None:
+    reference = findings_from_steps(_CHAIN)
+    filler = ["Next, examine the costophrenic angles."]
+    assert score_reasoning(filler, reference).factuality == 0.0
+    assert score_reasoning(filler, reference, no_findings_factuality=0.5).factuality == 0.5
+    assert score_reasoning([], reference, no_findings_factuality=0.5).factuality == 0.0

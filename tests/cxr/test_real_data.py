@@ -36,3 +36,22 @@ def test_it_reads_every_real_chain_and_report() -> None:
         report = str(record["original_report"])
         assert split_sentences(report), record["case_key"]
         assert any(split_sections(report).values()), record["case_key"]
+
+
+def test_it_screens_and_caches_real_reports_without_changing_a_reading() -> None:
+    """The labeler's keyword screen and sentence cache are exact on every real report."""
+    from cxr import labeler, sections
+
+    unscreened = tuple((observation, None) for observation, _ in labeler._SCREEN)
+    reports = sorted({str(record["original_report"]) for record in _records()})
+    for report in reports:
+        lowered = report.lower()
+        screen = labeler._screen(lowered)
+        for sentence in split_sentences(lowered):
+            assert labeler._read_sentence(sentence, screen) == labeler._read_sentence(
+                sentence, unscreened
+            ), sentence
+        assert sections._may_have_header(report) or not sections.HEADER.search(report)
+    labeler.clear_cache()
+    cold = [labeler.label_report(report) for report in reports]
+    assert [labeler.label_report(report) for report in reports] == cold

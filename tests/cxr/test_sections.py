@@ -40,3 +40,16 @@ def test_it_does_not_take_words_inside_sentences_for_labels() -> None:
     assert split_sections("Compared with the prior findings: stable.") == {
         "findings": "Compared with the prior findings: stable."
     }
+
+
+def test_it_finds_labels_spaced_from_their_colon_and_spread_over_lines() -> None:
+    report = "FINDINGS      \t: Lungs clear. Clinical\n  History : cough. **Heart**: normal."
+    assert split_sections(report) == {
+        "findings": "Lungs clear.",
+        "history": "cough. **Heart**: normal.",
+    }
+
+
+def test_it_leaves_text_with_colons_but_no_labels_whole() -> None:
+    text = "**Heart**: normal. Step 1: look at the lungs. Ratio 1:2."
+    assert split_sections(text) == {"findings": text}
