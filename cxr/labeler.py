@@ -88,40 +88,46 @@ def label_report(report: str) -> list[Finding]:
     >>> [(f.observation, f.status) for f in label_report("No pneumothorax. Small left effusion.")]
     [('No Finding', 'absent'), ('Pneumothorax', 'absent'), ('Pleural Effusion', 'present')]
     """
-    mentions: list[_Mention] = []
     lowered = report.lower()
     if len(lowered) != len(report) or "\u03a3" in report:
         # A character that lower-cases to two ("İ") or by context (final sigma): lower each
         # sentence alone, as offsets and readings assume.
         lowered = ""
-    screen: tuple[_Screened, ...] | None = None  # built at the first sentence not in the cache
+    # (section, start, end, lower-cased sentence) of every sentence the labeler reads.
+    sentences: list[tuple[str, int, int, str]] = []
     for section, start, end in section_spans(report):
         if section not in _LABELLED_SECTIONS:
             continue
         for s_start, s_end in sentence_spans(report[start:end]):
             s_start, s_end = start + s_start, start + s_end
             sentence = lowered[s_start:s_end] if lowered else report[s_start:s_end].lower()
-            reading = _READINGS.get(sentence)
-            if reading is None:
-                if screen is None:
-                    screen = _screen(lowered) if lowered else _SCREEN
-                reading = _read_sentence(sentence, screen)
-                if len(_READINGS) >= _CACHE_SIZE:
-                    _READINGS.clear()  # bounded: start afresh rather than track recency
-                _READINGS[sentence] = reading
-            for name, status, m_start, m_end, laterality, location in reading:
-                mentions.append(
-                    _Mention(
-                        name,
-                        status,
-                        s_start + m_start,
-                        s_start + m_end,
-                        (s_start, s_end),
-                        section,
-                        laterality,
-                        location,
-                    )
+            sentences.append((section, s_start, s_end, sentence))
+    # Screening the whole report pays only when it spares more than one sentence the words of
+    # observations the report never names; a lone sentence is read against every observation
+    # (the same reading: a word absent from the report is absent from each of its sentences).
+    misses = sum(1 for *_, sentence in sentences if sentence not in _READINGS)
+    screen = _screen(lowered) if misses > 1 and lowered else _SCREEN
+    mentions: list[_Mention] = []
+    for section, s_start, s_end, sentence in sentences:
+        reading = _READINGS.get(sentence)
+        if reading is None:
+            reading = _read_sentence(sentence, screen)
+            if len(_READINGS) >= _CACHE_SIZE:
+                _READINGS.clear()  # bounded: start afresh rather than track recency
+            _READINGS[sentence] = reading
+        for name, status, m_start, m_end, laterality, location in reading:
+            mentions.append(
+                _Mention(
+                    name,
+                    status,
+                    s_start + m_start,
+                    s_start + m_end,
+                    (s_start, s_end),
+                    section,
+                    laterality,
+                    location,
                 )
+            )
     return _resolve(report, mentions)
 
 
@@ -317,6 +323,9 @@ def _find(observation: Observation, sentence: _Sentence) -> list[tuple[int, int,
     return spans
 
 
+_ORDER: Final = {name: index for index, name in enumerate(OBSERVATIONS)}
+
+
 def _resolve(report: str, mentions: list[_Mention]) -> list[Finding]:
     best: dict[str, _Mention] = {}
     for mention in mentions:
@@ -326,8 +335,7 @@ def _resolve(report: str, mentions: list[_Mention]) -> list[Finding]:
     findings = [_finding(report, mention) for mention in best.values()]
     findings = [f for f in findings if f.observation != NO_FINDING]
     findings.append(_no_finding(report, findings, best.get(NO_FINDING)))
-    order = {name: index for index, name in enumerate(OBSERVATIONS)}
-    return sorted(findings, key=lambda f: order[f.observation])
+    return sorted(findings, key=lambda f: _ORDER[f.observation])
 
 
 def _preference(mention: _Mention) -> tuple[int, int, int]:

@@ -15,7 +15,9 @@ module, offline, with `cxr.labeler` turning text into findings (observation + st
   asserts nothing ("Next, examine the costophrenic angles for blunting") is effective when it
   examines an observation the reference discusses, and left out of the count when it touches
   none: filler ("The image is labelled AP") neither helps nor hurts (counting it as ineffective
-  agreed less with the paper's judge on its released outputs);
+  agreed less with the paper's judge on its released outputs). A step whose findings the
+  reference never discusses is judged by the report instead (effective when the report supports
+  it), as the paper's judge credits true statements beyond the chain;
 - **radrscore**: the mean of the three.
 
 The paper's judge reads findings at a finer grain than the labeler's observations ("ET tube 4 cm
@@ -27,6 +29,16 @@ given the reference chain's text (``reference_steps=``), completeness blends in 
 chain's content words the model uses and factuality the share of its asserting steps' words that
 the report or chain use (nothing for a step whose findings are wrong), with weights chosen on
 half of the RadRBench-CXR dev cases and checked on the other half (bench/score_agreement.py).
+`RadRScore.parts` says what each component is made of: ``{"shares": {...}, "weights": {...}}``,
+the component being the weighted sum of the shares ("findings", "words"), so a reader can
+recompute every number from the output (without reference text the findings weigh 1.0).
+
+Measured on the tuning half and not kept: IDF-weighted word shares (IDF from the reports or
+chains scored), recall of adjacent content-word pairs ("upper lobe", "tube carina"; it raised
+completeness but lowered RadRScore on the held-out half), grouping steps into larger units for
+effectiveness, judging factuality against the reference chain instead of the report, leaving
+hedged ("possible X") findings out of factuality, and half credit for findings the report
+never mentions.
 
 Edge cases: no reference findings gives completeness 1.0 (nothing to miss); a model that states no
 findings gets factuality 0.0 (nothing verifiable; ``no_findings_factuality=`` changes it for an
@@ -131,6 +143,9 @@ class RadRScore:
     model_findings: list[KeyFinding] = field(default_factory=list)
     # One per model step: effective, ineffective, or None for a step left out (filler).
     effective_steps: list[bool | None] = field(default_factory=list)
+    # What each component is made of: {"findings": share, "wording": share or None, "weight":
+    # w}, the component being (1 - w) * findings + w * wording (just findings without wording).
+    parts: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -144,6 +159,7 @@ class RadRScore:
             "invented": [f.as_dict() for f in self.invented],
             "model_findings": [f.as_dict() for f in self.model_findings],
             "effective_steps": list(self.effective_steps),
+            "parts": {name: dict(part) for name, part in self.parts.items()},
         }
 
 
@@ -531,10 +547,35 @@ def _words_of(texts: Iterable[str]) -> frozenset[str]:
     return frozenset().union(*(_content_words(t) for t in texts if t))
 
 
-# How much the wording counts beside the findings, chosen on half of the RadRBench-CXR dev cases
-# (bench/score_agreement.py) from 0.3 / 0.5 / 0.7 and checked on the other half.
-COMPLETENESS_WORDING: Final = 0.7  # recall of the reference chain's content words
-FACTUALITY_WORDING: Final = 0.5  # share of asserting steps' words the report or reference uses
+def _share(wanted: frozenset, given: frozenset) -> float | None:
+    """The share of `wanted` that `given` has; None when nothing is wanted."""
+    return len(wanted & given) / len(wanted) if wanted else None
+
+
+# What each component is made of, weights chosen on half of the RadRBench-CXR dev cases
+# (bench/score_agreement.py) and checked on the other half. Completeness: the share of reference
+# findings recalled and of the chain's content words used (words' weight from 0.3 / 0.5 / 0.7).
+COMPLETENESS_WEIGHTS: Final = {"findings": 0.3, "words": 0.7}
+# Factuality: the share of the model's findings the report supports, of its asserting steps'
+# words that the report or the chain use (chosen from 0.3 / 0.5 / 0.7).
+FACTUALITY_WEIGHTS: Final = {"findings": 0.5, "words": 0.5}
+
+
+def _combine(
+    shares: dict[str, float | None], weights: dict[str, float]
+) -> tuple[float, dict[str, dict[str, float]]]:
+    """A component as the weighted sum of its shares, with the parts that explain it.
+
+    A share that cannot be measured (None: no reference text for the wording) gives its weight
+    to the findings. The component is ``sum(weights[k] * shares[k])`` over the returned parts.
+    """
+    weights = dict(weights)
+    for name, share in shares.items():
+        if share is None and name != "findings":
+            weights["findings"] += weights.pop(name)
+    kept = {name: share for name, share in shares.items() if name in weights}
+    value = sum(weights[name] * share for name, share in kept.items())  # type: ignore[operator]
+    return value, {"shares": kept, "weights": weights}  # type: ignore[dict-item]
 
 
 def score_reasoning(
@@ -576,10 +617,11 @@ def score_reasoning(
     to_recall = [f for f in reference if f.observation != NO_FINDING]
     matched = [f for f in to_recall if spoken.verdict(f) == "supported"]
     missed = [f for f in to_recall if f not in matched]
-    completeness = _ratio(len(matched), len(to_recall), empty=1.0)
-    if reference_words:
-        used = len(reference_words & _words_of([*steps, answer_text])) / len(reference_words)
-        completeness += COMPLETENESS_WORDING * (used - completeness)
+    recalled = _ratio(len(matched), len(to_recall), empty=1.0)
+    completeness, completeness_part = _combine(
+        {"findings": recalled, "words": _share(reference_words, _words_of([*steps, answer_text]))},
+        COMPLETENESS_WEIGHTS,
+    )
 
     # Factuality: the model's findings against the report (else the reference).
     facts = _Evidence(findings_from_text(report)) if report else _Evidence(reference)
@@ -593,7 +635,7 @@ def score_reasoning(
             invented.append(finding)
     factual = len(model) - len(contradicted) - len(invented)
     empty = (no_findings_factuality if steps else 0.0) if (reference or facts) else 1.0
-    factuality = _ratio(factual, len(model), empty=empty)
+    supported_share = _ratio(factual, len(model), empty=empty)
     # The wording of the steps that assert findings: the share of their words that the report or
     # the chain use, nothing for a step whose findings the report denies or never mentions.
     wrong = set(contradicted) | set(invented)
@@ -603,8 +645,10 @@ def score_reasoning(
         for step, reading in zip(steps, readings)
         if reading.findings and (words := _content_words(step))
     ]
-    if reference_words and shares:
-        factuality += FACTUALITY_WORDING * (sum(shares) / len(shares) - factuality)
+    wording = sum(shares) / len(shares) if reference_words and shares else None
+    factuality, factuality_part = _combine(
+        {"findings": supported_share, "words": wording}, FACTUALITY_WEIGHTS
+    )
 
     # Effectiveness: steps that the reference supports. A step that asserts nothing counts when
     # it examines an observation the reference discusses; filler is left out of the count.
@@ -614,11 +658,15 @@ def score_reasoning(
     for reading in readings:
         if reading.findings:
             verdicts = {supports.verdict(f) for f in reading.findings}
+            if verdicts == {"silent"}:  # nothing the reference discusses: ask the report
+                verdicts = {facts.verdict(f) for f in reading.findings}
             flags.append("supported" in verdicts and "contradicted" not in verdicts)
         else:
             flags.append(True if reading.topics & discussed else None)
     counted = [flag for flag in flags if flag is not None]
-    effectiveness = _ratio(sum(counted), len(counted), empty=0.0)
+    effectiveness, effectiveness_part = _combine(
+        {"findings": _ratio(sum(counted), len(counted), empty=0.0)}, {"findings": 1.0}
+    )
 
     return RadRScore(
         factuality=factuality,
@@ -631,4 +679,9 @@ def score_reasoning(
         invented=invented,
         model_findings=model,
         effective_steps=flags,
+        parts={
+            "factuality": factuality_part,
+            "completeness": completeness_part,
+            "effectiveness": effectiveness_part,
+        },
     )

@@ -9,7 +9,7 @@ paragraph, or as "Step 1: ..." text. Everything here keeps character offsets ava
 import re
 from collections.abc import Iterable, Mapping
 
-from cxr.sections import HEADER
+from cxr.sections import HEADER, may_have_header
 
 # Never end a sentence: titles, Latin and other abbreviations that sit mid-sentence.
 _HARD_ABBREVIATIONS = frozenset(
@@ -25,6 +25,8 @@ _DOTTED = re.compile(r"(?:[a-z]\.)+[a-z]")
 # Where a sentence may end: terminal punctuation (with closing quotes or brackets) before
 # whitespace or the end, a blank line, or a single line break.
 _CANDIDATE = re.compile(r"(?P<punct>[.!?]+[\"')\]]*)(?=\s|$)|(?P<para>\n[ \t]*\n)|(?P<newline>\n)")
+# Terminal punctuation followed by whitespace: a sentence end candidate before the text's end.
+_INNER_END = re.compile(r"[.!?][\"')\]]*\s")
 _TOKEN_BEFORE = re.compile(r"[\w.]+$")
 _NEXT_CHAR = re.compile(r"\s*(\S)")
 _NEXT_CHAR_ON_LINE = re.compile(r"[ \t]*(\S)")
@@ -109,6 +111,16 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     Spans exclude surrounding whitespace, list numbering and bullets, and lone section labels;
     ``text[start:end]`` is the sentence exactly as written (line breaks included).
     """
+    if "\n" not in text and not _INNER_END.search(text.rstrip()) and not _LIST_MARKER.search(text):
+        # One sentence at most (the usual model step): no line break, no list numbering, and
+        # no terminal punctuation before the end; the full pass below would cut nothing else.
+        span = _trim(text, 0, len(text))
+        return [span] if span is not None else []
+    return _all_sentence_spans(text)
+
+
+def _all_sentence_spans(text: str) -> list[tuple[int, int]]:
+    """`sentence_spans` without its shortcut for one-sentence texts."""
     markers = _list_markers(text)
     inside_marker = {end - 1 for _, end in markers}  # the dot or bracket of "2." / "2)"
     # Each cut is (end of the sentence before, start of the sentence after).
@@ -155,7 +167,7 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
     # A span that is only section labels ("Findings:", "Findings: / Impression:") is no sentence.
     if not _HAS_WORD.search(piece):
         return None
-    if ":" in piece and not _HAS_WORD.search(HEADER.sub("", piece)):  # labels end in ":"
+    if ":" in piece and may_have_header(piece) and not _HAS_WORD.search(HEADER.sub("", piece)):
         return None
     return start, end
 

@@ -10,9 +10,12 @@ row and adds the scores (see `inference.scoring`). Prints a mean per model and t
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -20,7 +23,12 @@ from statistics import mean
 from typing import Any, TextIO
 
 from inference.records import ID_FIELDS, read_jsonl
-from inference.scoring import SCORE_FIELDS, Judge, OfflineJudge, score_row
+from inference.scoring import SCORE_FIELDS, Judge, OfflineJudge, case_key, score_row
+
+# Rows per task handed to a worker process: whole cases, so that the predictions of one case
+# share its reference reading (`inference.scoring`) in the same process.
+CHUNK_ROWS = 64
+PARALLEL_ROWS = 256  # by default, smaller files are scored in this process (a start costs ~0.5 s)
 
 
 @dataclass
@@ -35,9 +43,14 @@ class ScoreConfig:
         default="offline",
         metadata={"help": "offline (cxr findings) or llm", "choices": ("offline", "llm")},
     )
-    workers: int = field(
-        default=1, metadata={"help": "offline: processes; llm: requests in flight"}
+    jobs: int | None = field(
+        default=None,
+        metadata={
+            "help": "offline: worker processes, 1 for none "
+            f"(default: one per CPU for {PARALLEL_ROWS}+ rows)"
+        },
     )
+    workers: int = field(default=1, metadata={"help": "llm: requests in flight"})
     judge_base_url: str | None = field(
         default=None,
         metadata={"help": "llm: endpoint (default: $JUDGE_BASE_URL, else $OPENAI_BASE_URL)"},
@@ -122,8 +135,44 @@ def _joined(
     return joined
 
 
-def _offline(row: dict[str, Any]) -> dict[str, Any]:
-    return score_row(row)
+def _score_chunk(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [score_row(row) for row in rows]
+
+
+def _chunks(rows: list[dict[str, Any]], size: int) -> list[list[int]]:
+    """Row indices in chunks of about `size`, each case's rows kept in one chunk."""
+    by_case: dict[str, list[int]] = defaultdict(list)
+    for index, row in enumerate(rows):
+        by_case[case_key(row)].append(index)
+    chunks: list[list[int]] = [[]]
+    for indices in by_case.values():
+        if len(chunks[-1]) >= size:
+            chunks.append([])
+        chunks[-1].extend(indices)
+    return [chunk for chunk in chunks if chunk]
+
+
+def _in_processes(rows: list[dict[str, Any]], jobs: int) -> Iterator[dict[str, Any]]:
+    """Rows scored by the offline judge in `jobs` processes, in their input order."""
+    chunks = _chunks(rows, max(1, min(CHUNK_ROWS, len(rows) // (4 * jobs))))
+    scored: list[dict[str, Any] | None] = [None] * len(rows)
+    written = 0
+    with get_context("spawn").Pool(jobs) as pool:
+        work = pool.imap(_score_chunk, [[rows[i] for i in chunk] for chunk in chunks])
+        for chunk, results in zip(chunks, work):
+            for index, result in zip(chunk, results):
+                scored[index] = result
+            while written < len(rows) and scored[written] is not None:
+                yield scored[written]  # type: ignore[misc]
+                scored[written] = None  # written out: let it go
+                written += 1
+
+
+def _progress(rows: Iterable[dict[str, Any]], total: int) -> Iterator[dict[str, Any]]:
+    """A progress bar on stderr when it is a terminal (tqdm decides), else nothing."""
+    from tqdm import tqdm
+
+    yield from tqdm(rows, total=total, unit="row", desc="Scoring", disable=None, leave=False)
 
 
 def run(
@@ -144,18 +193,22 @@ def run(
         print(message, file=errors)
     judge = judge or make_judge(config)
     workers = max(1, config.workers)
+    if config.jobs is not None:
+        jobs = max(1, min(config.jobs, len(rows)))
+    else:  # one per CPU, where the file is big enough to repay starting them
+        jobs = (os.cpu_count() or 1) if len(rows) >= PARALLEL_ROWS else 1
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     config.out.parent.mkdir(parents=True, exist_ok=True)
-    with config.out.open("w", encoding="utf-8") as out:
-        if isinstance(judge, OfflineJudge) and workers > 1:
-            with get_context("spawn").Pool(workers) as pool:
-                scored = pool.imap(_offline, rows, chunksize=32)
-                _write(scored, out, result, groups, errors)
+    with ExitStack() as stack, config.out.open("w", encoding="utf-8") as out:
+        scored: Iterable[dict[str, Any]]
+        if isinstance(judge, OfflineJudge) and jobs > 1:
+            scored = _in_processes(rows, jobs)
         elif workers > 1:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                _write(pool.map(lambda r: score_row(r, judge), rows), out, result, groups, errors)
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers))
+            scored = pool.map(lambda r: score_row(r, judge), rows)
         else:
-            _write((score_row(r, judge) for r in rows), out, result, groups, errors)
+            scored = (score_row(r, judge) for r in rows)
+        _write(_progress(scored, len(rows)), out, result, groups, errors)
     for key, members in groups.items():
         figures: dict[str, float] = {"n": float(len(members))}
         for name in SCORE_FIELDS:

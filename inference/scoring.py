@@ -14,8 +14,12 @@ record shape. `score_row` returns the row with these added:
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import json
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
 
+import cxr.radrscore
+from cxr import labeler
 from cxr.output import ParsedOutput, is_correct, parse_output
 from cxr.questions import parse_question
 from cxr.radrscore import KeyFinding, answer_findings, findings_from_steps, score_reasoning
@@ -49,20 +53,81 @@ class OfflineJudge:
             reference,
             report=report_of(row) or None,
             answer=stated,
-            reference_steps=reference_steps(row),
+            reference_steps=_case(row).steps,
             answer_text=parsed.answer_text,
             no_findings_factuality=0.5,  # the paper's judge gives such outputs about that
         )
         return score.as_dict()
 
 
+# Fields a case's reference reading depends on: the 3 models' predictions of one case share it.
+_CASE_FIELDS: Final = (
+    "reference_findings",
+    "reason_steps",
+    "reference_steps",
+    "question",
+    "prompt",
+    "answer",
+)
+_CASE_CACHE_SIZE: Final = 4096  # cases; a file's predictions of one case come close together
+
+
+@dataclass(frozen=True)
+class _CaseReading:
+    steps: list[str]  # the reference chain (`reference_steps`); read-only
+    findings: tuple[KeyFinding, ...] | None  # None: the reference_findings are malformed
+    error: str = ""
+
+
+_CASES: dict[str, _CaseReading] = {}
+
+
+def case_key(row: dict[str, Any]) -> str:
+    """What a row's reference reading depends on, as one string: equal for equal cases only."""
+    return json.dumps(
+        [row.get(name) for name in _CASE_FIELDS], ensure_ascii=False, sort_keys=True, default=str
+    )
+
+
+def _case(row: dict[str, Any]) -> _CaseReading:
+    """The row's reference chain and findings, read once per case (bounded cache)."""
+    key = case_key(row)
+    reading = _CASES.get(key)
+    if reading is None:
+        steps = reference_steps(row)
+        try:
+            reading = _CaseReading(steps, tuple(_reference_findings(row, steps)))
+        except ValueError as exc:  # a malformed reference_findings entry
+            reading = _CaseReading(steps, None, str(exc))
+        if len(_CASES) >= _CASE_CACHE_SIZE:
+            _CASES.clear()  # bounded: start afresh rather than track recency
+        _CASES[key] = reading
+    return reading
+
+
+def clear_caches() -> None:
+    """Forget every cached reading (cases, steps, sentences): to time the judge cold."""
+    _CASES.clear()
+    labeler.clear_cache()
+    for value in vars(cxr.radrscore).values():
+        if callable(getattr(value, "cache_clear", None)):
+            value.cache_clear()
+
+
 def reference_findings(row: dict[str, Any]) -> list[KeyFinding]:
     """The row's ``reference_findings`` when given (a `grpo` export), else read from its chain,
-    with the findings its gold answer states."""
+    with the findings its gold answer states. Raises ValueError for a malformed given one."""
+    reading = _case(row)
+    if reading.findings is None:
+        raise ValueError(reading.error)
+    return list(reading.findings)
+
+
+def _reference_findings(row: dict[str, Any], steps: list[str]) -> list[KeyFinding]:
     given = row.get("reference_findings")
     if isinstance(given, list) and given:
         return [KeyFinding.coerce(f) for f in given]
-    found = findings_from_steps(reference_steps(row))
+    found = findings_from_steps(steps)
     gold = answer_of(row)
     if gold:
         found += [f for f in answer_findings(question_of(row), gold) if f not in found]

@@ -4,6 +4,7 @@ import pytest
 
 from cxr import labeler
 from cxr.labeler import ABSENT, BILATERAL, LEFT, PRESENT, RIGHT, UNCERTAIN, Finding, label_report
+from cxr.text import sentence_spans
 
 
 def _statuses(report: str) -> dict[str, str]:
@@ -323,3 +324,31 @@ def test_it_lowers_each_sentence_alone_where_lowering_changes_lengths() -> None:
     report = "İ. Small left effusion."
     finding = _finding(report, "Pleural Effusion")
     assert report[finding.span[0] : finding.span[1]] == "Small left effusion."  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        "No pneumothorax. Small left effusion. Heart size is top normal.",
+        "FINDINGS: Lungs are clear. IMPRESSION: Possible right lower lobe pneumonia.",
+        "The endotracheal tube ends 4 cm above the carina; no edema, cannot exclude atelectasis.",
+        "Cardiomegaly with mild pulmonary vascular congestion. No change in the effusion.",
+    ],
+)
+def test_a_sentence_reads_the_same_with_or_without_the_report_screen(report: str) -> None:
+    lowered = report.lower()
+    screen = labeler._screen(lowered)
+    for start, end in sentence_spans(report):
+        sentence = lowered[start:end]
+        assert labeler._read_sentence(sentence, screen) == labeler._read_sentence(
+            sentence, labeler._SCREEN
+        )
+
+
+def test_a_lone_sentence_labels_as_inside_a_report() -> None:
+    labeler.clear_cache()
+    alone = label_report("Small left pleural effusion.")
+    labeler.clear_cache()
+    within = label_report("No pneumothorax. Small left pleural effusion.")
+    effusion = [f for f in within if f.observation == "Pleural Effusion"]
+    assert [f for f in alone if f.observation == "Pleural Effusion"][0].status == effusion[0].status

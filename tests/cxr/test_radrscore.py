@@ -293,3 +293,51 @@ def test_it_gives_silence_the_factuality_asked_for_and_an_empty_output_none() ->
     assert score_reasoning(filler, reference).factuality == 0.0
     assert score_reasoning(filler, reference, no_findings_factuality=0.5).factuality == 0.5
     assert score_reasoning([], reference, no_findings_factuality=0.5).factuality == 0.0
+
+
+def test_each_component_can_be_recomputed_from_its_parts() -> None:
+    report = "Small left pleural effusion. No pneumothorax. Heart size is normal."
+    reference_steps = [
+        "There is a small left pleural effusion.",
+        "No pneumothorax is seen.",
+        "The heart size is normal.",
+    ]
+    score = score_reasoning(
+        ["There is a left pleural effusion.", "There is a pneumothorax.", "Next, the heart."],
+        findings_from_steps(reference_steps),
+        report=report,
+        reference_steps=reference_steps,
+    )
+    out = score.as_dict()
+    for name in ("factuality", "completeness", "effectiveness"):
+        part = out["parts"][name]
+        assert sum(part["weights"].values()) == pytest.approx(1.0)
+        recomputed = sum(part["weights"][k] * part["shares"][k] for k in part["weights"])
+        assert out[name] == pytest.approx(recomputed)
+    # The finding shares are the counts the lists explain.
+    assert out["parts"]["completeness"]["shares"]["findings"] == pytest.approx(
+        len(out["matched"]) / (len(out["matched"]) + len(out["missed"]))
+    )
+    wrong = len(out["contradicted"]) + len(out["invented"])
+    assert out["parts"]["factuality"]["shares"]["findings"] == pytest.approx(
+        1 - wrong / len(out["model_findings"])
+    )
+    counted = [flag for flag in out["effective_steps"] if flag is not None]
+    assert out["effectiveness"] == pytest.approx(sum(counted) / len(counted))
+
+
+def test_without_reference_text_the_findings_carry_all_the_weight() -> None:
+    ref = findings_from_text("Small left pleural effusion.")
+    score = score_reasoning(["There is a left effusion."], ref, report="Small left effusion.")
+    assert score.parts["completeness"] == {"shares": {"findings": 1.0}, "weights": {"findings": 1.0}}
+    assert score.completeness == 1.0
+
+
+def test_a_step_the_reference_never_discusses_is_judged_by_the_report() -> None:
+    ref = findings_from_text("Small left pleural effusion.")
+    score = score_reasoning(
+        ["There is a left effusion.", "There is cardiomegaly."],
+        ref,
+        report="Small left effusion. The heart is enlarged.",
+    )
+    assert score.effective_steps == [True, True]

@@ -156,3 +156,35 @@ def test_it_rejects_chains_it_cannot_read() -> None:
         steps_from({"unexpected": "x"})
     with pytest.raises(ValueError, match="text"):
         steps_from(42)
+
+
+ONE_SENTENCE_AND_MORE = [
+    "No pneumothorax.",
+    "No pneumothorax",
+    "  The heart size is normal.  ",
+    "Tube 5.3 cm above the carina.",
+    "**Heart**: normal size",
+    "Findings: none",
+    "FINDINGS:",
+    "Is there an effusion?",
+    "Measures 2 cm. in diameter",
+    "Dr. Smith was paged",
+    "1. No effusion",
+    "No effusion 2) stable",
+    'He said "no effusion." Then left',
+    "No effusion. Stable heart.",
+    "No effusion.\nStable heart.",
+    "e.g. effusion",
+    "___",
+    "",
+    "   ",
+    "(see above).",
+    "Effusion?\tNo.",
+]
+
+
+@pytest.mark.parametrize("text", ONE_SENTENCE_AND_MORE)
+def test_the_one_sentence_shortcut_cuts_as_the_full_pass(text: str) -> None:
+    from cxr.text import _all_sentence_spans
+
+    assert sentence_spans(text) == _all_sentence_spans(text)

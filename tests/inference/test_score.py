@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from inference.__main__ import main
-from inference.scoring import score_row
+from inference.scoring import clear_caches, score_row
 from tests.inference.conftest import EDEMA_CASE, EFFUSION_CASE, FakeEndpoint, Reply, read_rows
 
 GOOD = (
@@ -91,12 +91,47 @@ def test_the_offline_judge_runs_in_worker_processes(tmp_path: Path) -> None:
     rows = [{**EFFUSION_CASE, "pred": GOOD, "case_key": f"c{i}"} for i in range(40)]
     predictions = _write(tmp_path / "predictions.jsonl", rows)
     out = tmp_path / "scores.jsonl"
-    assert (
-        main(["score", "--predictions", str(predictions), "--out", str(out), "--workers", "2"]) == 0
-    )
+    assert main(["score", "--predictions", str(predictions), "--out", str(out), "--jobs", "2"]) == 0
     scored = read_rows(out)
     assert [row["case_key"] for row in scored] == [f"c{i}" for i in range(40)]  # order kept
     assert all(row["radrscore"] == 1.0 for row in scored)
+
+
+def test_jobs_give_the_same_rows_in_the_same_order_as_one_process(tmp_path: Path) -> None:
+    preds = [GOOD, "", "<think>No effusion.</think><answer>B</answer>"]
+    rows = [
+        {**case, "pred": pred, "case_key": f"{case['case_key']}-{i % 3}", "model": f"m{i % 2}"}
+        for i in range(30)
+        for case in (EFFUSION_CASE, EDEMA_CASE)
+        for pred in [preds[i % 3]]
+    ]
+    predictions = _write(tmp_path / "predictions.jsonl", rows)
+    outs = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"scores-{jobs}.jsonl"
+        main(["score", "--predictions", str(predictions), "--out", str(out), "--jobs", jobs])
+        outs.append(out.read_text(encoding="utf-8"))
+    assert outs[0] == outs[1]
+    assert [r["pred"] for r in map(json.loads, outs[1].splitlines())] == [r["pred"] for r in rows]
+
+
+def test_cases_with_the_same_question_do_not_share_their_reference_reading() -> None:
+    clear_caches()
+    first = score_row({**EFFUSION_CASE, "pred": GOOD})
+    other = {
+        **EFFUSION_CASE,
+        "reason_steps": ["The costophrenic angles are sharp.", "There is no pleural effusion."],
+        "answer": "B",
+        "pred": GOOD,
+    }
+    second = score_row(other)
+    assert {"observation": "Pleural Effusion", "status": "present"} in first["matched"]
+    assert {"observation": "Pleural Effusion", "status": "absent"} in second["missed"]
+    assert second["accuracy"] == 0.0
+    again = score_row({**EFFUSION_CASE, "pred": GOOD})  # from the cache: the same as cold
+    assert again == first
+    clear_caches()
+    assert score_row({**EFFUSION_CASE, "pred": GOOD}) == first
 
 
 # --- the LLM judge ---------------------------------------------------------------------------
