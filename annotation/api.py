@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import date
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet, Value
 from django.db.models.functions import Coalesce, TruncDate
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
@@ -23,6 +24,7 @@ from annotation.models import (
     Chain,
     ExportSnapshot,
     ModelRun,
+    Role,
     StaleVersion,
     Step,
     WorkflowError,
@@ -36,6 +38,7 @@ from annotation.serializers import (
     SnapshotSerializer,
     StepPatchSerializer,
     StepSerializer,
+    for_chain_serializer,
 )
 
 
@@ -64,15 +67,13 @@ class ChainViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_field = "uuid"
 
     def get_queryset(self) -> QuerySet[Chain]:
-        chains = services.visible_chains(self.request.user).select_related("case", "decided_by")
+        chains = services.visible_chains(self.request.user)
         params = self.request.query_params
         for name, lookup in (("status", "status"), ("origin", "origin"), ("task", "case__task_type"), ("source", "case__source")):
             if params.get(name):
                 chains = chains.filter(**{lookup: params[name]})
         chains = self._script_filters(chains, params)
-        return chains.prefetch_related(
-            Prefetch("steps", queryset=Step.objects.order_by("position"))
-        ).order_by("created_at", "id")
+        return for_chain_serializer(chains).order_by("created_at", "id")
 
     def _script_filters(self, chains: QuerySet[Chain], params: Any) -> QuerySet[Chain]:
         """For curators' scripts: ?purpose=, ?case=, ?since=DATE (decided or changed on or after),
@@ -104,12 +105,13 @@ class ChainViewSet(viewsets.ReadOnlyModelViewSet):
                 note=body.validated_data.get("note", ""),
             )
         except StaleVersion as exc:
-            chain.refresh_from_db()
-            return _conflict(exc, ChainSerializer(chain).data)
+            return _conflict(exc, ChainSerializer(self._reload(chain)).data)
         except WorkflowError as exc:
             raise ValidationError({"detail": str(exc)}) from None
-        chain.refresh_from_db()
-        return Response(ChainSerializer(chain).data)
+        return Response(ChainSerializer(self._reload(chain)).data)
+
+    def _reload(self, chain: Chain) -> Chain:
+        return for_chain_serializer(Chain.objects.filter(pk=chain.pk)).get()
 
     @extend_schema(request=ChainDecisionSerializer, responses={200: ChainSerializer})
     @action(detail=True, methods=["post"])
@@ -127,21 +129,35 @@ class StepViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     lookup_field = "uuid"
 
     def get_queryset(self) -> QuerySet[Step]:
-        visible = services.visible_chains(self.request.user).values("pk")
-        return Step.objects.filter(chain__in=visible, deleted=False).select_related("chain")
+        user = self.request.user
+        # Of the chain, only what the permission check and StepSerializer read.
+        steps = (
+            Step.objects.filter(deleted=False)
+            .select_related("chain")
+            .only(*(f.name for f in Step._meta.concrete_fields), "chain__uuid", "chain__status")
+        )
+        if services.roles_of(user) == {Role.RADIOLOGIST}:
+            # The hot path (a reader at work): their own chains, by a join on the assignment
+            # (one per chain and reader: no duplicates), which also says they may write.
+            return steps.filter(chain__assignments__reader=user).annotate(assigned=Value(True))
+        visible = services.visible_chains(user).values("pk")
+        assigned = Assignment.objects.filter(chain=OuterRef("chain_id"), reader=user)
+        return steps.filter(chain__in=visible).annotate(assigned=Exists(assigned))
 
     @extend_schema(request=StepPatchSerializer, responses={200: StepSerializer, 409: StepSerializer})
     def partial_update(self, request: Request, uuid: str) -> Response:
         step = self.get_object()
-        if not services.can_review_chain(request.user, step.chain):
+        if not services.can_review_chain(request.user, step.chain, assigned=step.assigned):
             raise PermissionDenied("Only a radiologist assigned to this open chain can change it")
         body = StepPatchSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
         version = data["version"]
+        changes = len({"text", "verdict", "note"} & data.keys())
         try:
-            # One request, one version check: the changes apply together or not at all.
-            with transaction.atomic():
+            # One request, one version check: the changes apply together or not at all. A single
+            # change is one statement (Step._apply), atomic without a transaction around it.
+            with transaction.atomic() if changes > 1 else nullcontext():
                 if "text" in data:
                     step.edit(data["text"], by=request.user, expected=version)
                     version = step.version
@@ -151,8 +167,9 @@ class StepViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
                 if "note" in data:
                     step.annotate(data["note"], by=request.user, expected=version)
         except StaleVersion as exc:
-            step.refresh_from_db()
-            return _conflict(exc, StepSerializer(step).data)
+            if version != data["version"]:  # a first change went through, then rolled back
+                step.refresh_from_db(fields=["text", "verdict", "note", "version", "position", "updated_at"])
+            return _conflict(exc, StepSerializer(step).data)  # as the refused write found it
         except WorkflowError as exc:
             raise ValidationError({"detail": str(exc)}) from None
         return Response(StepSerializer(step).data)

@@ -205,7 +205,11 @@ def _options(case: Case) -> list[Option]:
 
 def reference_chain(case: Case) -> Chain | None:
     """The chain a model is compared with: a verified one first, else the case's reference."""
-    chains = case.chains.exclude(origin=Chain.Origin.MODEL).exclude(purpose=Chain.Purpose.READING)
+    chains = (
+        case.chains.exclude(origin=Chain.Origin.MODEL)
+        .exclude(purpose=Chain.Purpose.READING)
+        .exclude(services.settled_by_adjudication())  # its adjudicated chain stands for it
+    )
     return (
         chains.filter(status=Chain.Status.VERIFIED).order_by("-purpose", "-decided_at").first()
         or chains.exclude(status=Chain.Status.REJECTED).order_by("created_at").first()

@@ -407,8 +407,16 @@ def settle(
                 "outcome": outcome,
             },
         )
+        # The reference is settled too (same outcome, who, when), so nothing lists it as open;
+        # its adjudicated chain stands for it wherever a case's reading is counted or exported.
+        before = {"status": reference.status}
+        reference.bump(None)
+        Chain.objects.filter(pk=reference.pk).update(
+            status=status, decided_by=by, decided_at=chain.decided_at
+        )
         ReviewEvent.objects.create(
-            chain=reference, actor=by, action="adjudicated", after={"chain": str(chain.uuid)}
+            chain=reference, actor=by, action="adjudicated", before=before,
+            after={"chain": str(chain.uuid), "status": status},
         )
     return chain
 

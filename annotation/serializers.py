@@ -1,13 +1,54 @@
 from __future__ import annotations
 
-from typing import Any
+import copy
+from typing import Any, ClassVar
 
+from django.db.models import Prefetch, QuerySet
 from rest_framework import serializers
+from rest_framework.fields import Field
 
 from annotation.models import Assignment, Case, CaseImage, Chain, ExportSnapshot, Step
 
 
-class StepSerializer(serializers.ModelSerializer):
+class BuiltOnceMixin:
+    """Introspect the model for a ModelSerializer's fields once per class, not per instance.
+
+    ModelSerializer rebuilds its fields from the model on every instantiation, which costs more
+    than serializing a step; the API's hot paths make a serializer per request. Each instance
+    still gets its own copies (DRF binds fields to their parent), made the way DRF copies the
+    declared fields of a plain Serializer.
+    """
+
+    _built: ClassVar[dict[type, dict[str, Field]]] = {}
+
+    def get_fields(self) -> dict[str, Field]:
+        built = self._built.get(type(self))
+        if built is None:
+            built = self._built[type(self)] = super().get_fields()  # type: ignore[misc]
+        return copy.deepcopy(built)
+
+
+def live_steps_prefetch() -> Prefetch:
+    """The steps ChainSerializer shows, fetched with the chains: live ones, in order."""
+    return Prefetch(
+        "steps", queryset=Step.objects.filter(deleted=False).order_by("position"), to_attr="live_step_list"
+    )
+
+
+def for_chain_serializer(chains: QuerySet[Chain]) -> QuerySet[Chain]:
+    """`chains`, fetching with them what ChainSerializer shows and nothing more: the keys of
+    the related case, decider and source chain (not their whole rows), and the live steps."""
+    return (
+        chains.select_related("case", "decided_by", "derived_from")
+        .only(
+            *(f.name for f in Chain._meta.concrete_fields),
+            "case__uuid", "decided_by__username", "derived_from__uuid",
+        )
+        .prefetch_related(live_steps_prefetch())
+    )
+
+
+class StepSerializer(BuiltOnceMixin, serializers.ModelSerializer):
     chain = serializers.UUIDField(source="chain.uuid", read_only=True)
 
     class Meta:
@@ -17,6 +58,28 @@ class StepSerializer(serializers.ModelSerializer):
             "added_by_reader", "version", "updated_at",
         ]
         read_only_fields = fields
+
+    def to_representation(self, step: Step) -> dict[str, Any]:
+        """The fields above, as DRF would render them, written out: every chain the API shows
+        and every PATCH answer renders steps, and DRF's field by field rendering (with the
+        per-instance copies of the fields it needs) was the largest cost of a GET after the
+        queries. tests/annotation/test_api.py checks this against DRF's own rendering."""
+        return {
+            "uuid": str(step.uuid),
+            "chain": str(step.chain.uuid),
+            "position": step.position,
+            "text": step.text,
+            "original_text": step.original_text,
+            "verdict": step.verdict,
+            "finding": step.finding,
+            "note": step.note,
+            "added_by_reader": step.added_by_reader,
+            "version": step.version,
+            "updated_at": _DATETIME.to_representation(step.updated_at),
+        }
+
+
+_DATETIME = serializers.DateTimeField()  # renders as DRF's own fields do (ISO 8601, "Z" for UTC)
 
 
 class StepPatchSerializer(serializers.Serializer):
@@ -59,9 +122,11 @@ class CaseSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ChainSerializer(serializers.ModelSerializer):
+class ChainSerializer(BuiltOnceMixin, serializers.ModelSerializer):
+    """A chain with its live steps: give it chains fetched through `for_chain_serializer`."""
+
     case = serializers.UUIDField(source="case.uuid", read_only=True)
-    steps = serializers.SerializerMethodField()
+    steps = StepSerializer(many=True, read_only=True, source="live_step_list")
     decided_by = serializers.CharField(source="decided_by.username", default=None, read_only=True)
     derived_from = serializers.UUIDField(source="derived_from.uuid", default=None, read_only=True)
 
@@ -72,10 +137,6 @@ class ChainSerializer(serializers.ModelSerializer):
             "decided_by", "decided_at", "created_at", "updated_at", "steps",
         ]
         read_only_fields = fields
-
-    def get_steps(self, chain: Chain) -> list[dict[str, Any]]:
-        steps = [s for s in chain.steps.all() if not s.deleted]  # prefetched
-        return StepSerializer(sorted(steps, key=lambda s: s.position), many=True).data
 
 
 class ChainDecisionSerializer(serializers.Serializer):

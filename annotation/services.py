@@ -10,12 +10,14 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 from django.db import transaction
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from annotation.models import (
     Assignment,
+    Case,
     Chain,
+    Prediction,
     ReviewEvent,
     Role,
     StaleVersion,
@@ -34,11 +36,17 @@ def roles_of(user: Any) -> set[str]:
         return set()
     cached = getattr(user, "_workbench_roles", None)
     if cached is None:
-        cached = set(user.groups.values_list("name", flat=True))
-        if user.is_superuser:
-            cached.add(Role.CURATOR)
-        user._workbench_roles = cached
+        cached = remember_roles(user, user.groups.values_list("name", flat=True))
     return cached
+
+
+def remember_roles(user: Any, group_names: Iterable[str]) -> set[str]:
+    """Keep `user`'s roles on the object, from group names read with it (saves a query)."""
+    roles = set(group_names)
+    if user.is_superuser:
+        roles.add(Role.CURATOR)
+    user._workbench_roles = roles
+    return roles
 
 
 def is_curator(user: Any) -> bool:
@@ -53,6 +61,24 @@ def is_researcher(user: Any) -> bool:
     return Role.RESEARCHER in roles_of(user)
 
 
+def settled_by_adjudication() -> Q:
+    """Reference chains settled from a double reading: their adjudicated chain stands for them."""
+    adjudicated = Chain.objects.filter(
+        derived_from=OuterRef("pk"), purpose=Chain.Purpose.ADJUDICATED
+    )
+    return Q(Exists(adjudicated), purpose=Chain.Purpose.REFERENCE)
+
+
+def _published() -> Q:
+    """The verified chains researchers read: never a reader's private copy (double reading is
+    blind, even once verified), nor a settled reference, whose steps carry no verdicts."""
+    return (
+        Q(status=Chain.Status.VERIFIED)
+        & ~Q(purpose=Chain.Purpose.READING)
+        & ~settled_by_adjudication()
+    )
+
+
 def visible_chains(user: Any) -> QuerySet[Chain]:
     """Chains `user` may read: curators all; radiologists their assigned ones; researchers verified."""
     chains = Chain.objects.all()
@@ -60,11 +86,16 @@ def visible_chains(user: Any) -> QuerySet[Chain]:
         return chains
     allowed = Q(pk__in=[])
     if is_radiologist(user):
-        allowed |= Q(assignments__reader=user)
+        # EXISTS, not a join: no duplicate rows, so no DISTINCT over every chain column.
+        allowed |= Q(Exists(Assignment.objects.filter(chain=OuterRef("pk"), reader=user)))
     if is_researcher(user):
-        # A reader's private copy stays private (double reading is blind), even once verified.
-        allowed |= Q(status=Chain.Status.VERIFIED) & ~Q(purpose=Chain.Purpose.READING)
-    return chains.filter(allowed).distinct()
+        allowed |= _published()
+    return chains.filter(allowed)
+
+
+def published_chains() -> QuerySet[Chain]:
+    """Verified chains as researchers browse them (the Verified page)."""
+    return Chain.objects.filter(_published())
 
 
 def can_view_chain(user: Any, chain: Chain) -> bool:
@@ -72,18 +103,37 @@ def can_view_chain(user: Any, chain: Chain) -> bool:
         return True
     if is_radiologist(user) and chain.assignments.filter(reader=user).exists():
         return True
-    return (
-        is_researcher(user)
-        and chain.status == Chain.Status.VERIFIED
-        and chain.purpose != Chain.Purpose.READING
-    )
+    return is_researcher(user) and Chain.objects.filter(_published(), pk=chain.pk).exists()
 
 
-def can_review_chain(user: Any, chain: Chain) -> bool:
-    """Only an assigned radiologist changes a chain; a decided chain is closed to edits."""
+def compared_cases() -> QuerySet[Case]:
+    """Cases some model run answered: what the comparison page shows researchers side by side."""
+    return Case.objects.filter(Exists(Prediction.objects.filter(case=OuterRef("pk"))))
+
+
+def image_cases(user: Any) -> QuerySet[Case]:
+    """Cases whose images `user` may see: those of the chains they may read, and for researchers
+    the compared cases too (the comparison page shows their images beside the models' chains)."""
+    if is_curator(user):
+        return Case.objects.all()
+    allowed = Q(Exists(visible_chains(user).filter(case=OuterRef("pk"))))
+    if is_researcher(user):
+        allowed |= Q(Exists(Prediction.objects.filter(case=OuterRef("pk"))))
+    return Case.objects.filter(allowed)
+
+
+def can_review_chain(user: Any, chain: Chain, *, assigned: bool | None = None) -> bool:
+    """Only an assigned radiologist changes a chain; a decided chain is closed to edits.
+
+    `assigned`: whether `user` is assigned to `chain`, when the caller's query already found out.
+    """
     if chain.status in (Chain.Status.VERIFIED, Chain.Status.REJECTED):
         return False
-    return is_radiologist(user) and chain.assignments.filter(reader=user).exists()
+    if not is_radiologist(user):
+        return False
+    if assigned is None:
+        assigned = chain.assignments.filter(reader=user).exists()
+    return assigned
 
 
 def set_role(user: Any, role: str) -> None:
@@ -293,12 +343,17 @@ __all__ = [
     "assign_chains",
     "can_review_chain",
     "can_view_chain",
+    "compared_cases",
     "delete_step",
     "finish_chain",
+    "image_cases",
     "move_step",
     "next_chain_for",
+    "published_chains",
     "queue_counts",
     "record_time",
+    "remember_roles",
     "reorder_steps",
+    "settled_by_adjudication",
     "visible_chains",
 ]

@@ -11,10 +11,13 @@ What it does, in order:
    made it), migrates it with manage.py and seeds one radiologist per simulated reviewer,
    each with an API token and 50 assigned 6-step chains;
 2. starts gunicorn (`reasoner_site.wsgi`, DEBUG off, a fresh secret key) on 127.0.0.1 with
-   2*cores+1 sync workers, as the README's production line does;
-3. for each reviewer count, runs that many threads for --seconds. Each reviewer opens one of its
-   own chains (GET), then judges steps (PATCH verdict), rewrites them (PATCH text), does both in
-   one PATCH, and now and then re-sends a write based on an old version, which must get 409;
+   gunicorn.conf.py's settings (gthread workers, keep-alive), as the README's production line
+   does; --workers and --threads override its worker and thread counts;
+3. for each reviewer count, runs that many threads for --seconds, each with its own keep-alive
+   connection (plain http.client: the load generator shares the cores it measures). Each
+   reviewer opens one of its own chains (GET), then judges steps (PATCH verdict), rewrites them
+   (PATCH text), does both in one PATCH, and now and then re-sends a write based on an old
+   version, which must get 409;
 4. prints actions/s and p50/p95/p99 latency per action beside the targets, then checks that no
    accepted write was lost: versions, texts, verdicts and audit events against the database;
 5. stops gunicorn and drops the database whatever happens (gunicorn also gets SIGTERM on Linux if
@@ -29,8 +32,11 @@ It is a benchmark, not a test: loopback traffic only, and every stage is bounded
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import random
+import runpy
 import secrets
 import shutil
 import socket
@@ -433,22 +439,58 @@ def cpu_share(
 # --- the simulated reviewers -----------------------------------------------------------------
 
 
+class Client:
+    """One reviewer's keep-alive HTTP/1.1 connection, as a browser tab or a script holds one.
+
+    Plain http.client rather than requests: the reviewers share the machine's cores with the
+    server they measure, and requests' sessions, adapters and hooks cost several times the
+    CPU of the call itself. Reconnects by itself after the server closes the connection.
+    """
+
+    def __init__(self, base: str, token: str) -> None:
+        parts = urlsplit(base)
+        self.connection = http.client.HTTPConnection(
+            parts.hostname or "127.0.0.1", parts.port, timeout=REQUEST_TIMEOUT_S
+        )
+        self.headers = {"Authorization": f"Token {token}", "Accept": "application/json"}
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+        headers = dict(self.headers)
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        try:
+            self.connection.request(method, path, body=data, headers=headers)
+            answer = self.connection.getresponse()
+            payload = answer.read()
+        except Exception:
+            self.connection.close()  # a fresh connection for the next request
+            raise
+        if answer.will_close:
+            self.connection.close()
+        return answer.status, payload
+
+    def close(self) -> None:
+        self.connection.close()
+
+
 def _call(
-    http: requests.Session, log: ReviewerLog, action: str, method: str, url: str, **kw: Any
+    client: Client, log: ReviewerLog, action: str, method: str, path: str, body: Any = None
 ) -> tuple[int, Any]:
     """One timed request; (0, None) when it failed to get an answer at all."""
     started = time.perf_counter()
     try:
-        answer = http.request(method, url, timeout=REQUEST_TIMEOUT_S, **kw)
-    except requests.RequestException as exc:
+        status, payload = client.request(method, path, body)
+    except (OSError, http.client.HTTPException) as exc:
         log.surprises.append(f"{action}: {type(exc).__name__}: {exc}")
         time.sleep(0.1)  # a refused connection must not become a hot loop
         return 0, None
     log.latencies[action].append((time.perf_counter() - started) * 1000)
     try:
-        return answer.status_code, answer.json()
+        return status, json.loads(payload)
     except ValueError:
-        return answer.status_code, answer.text[:200]
+        return status, payload[:200].decode(errors="replace")
 
 
 def review(
@@ -458,11 +500,11 @@ def review(
     rng = random.Random(seed)
     actions, weights = list(WRITE_MIX), list(WRITE_MIX.values())
     edits = 0
-    with requests.Session() as http:  # keep-alive where the server offers it
-        http.headers["Authorization"] = f"Token {reader.token}"
+    client = Client(base, reader.token)
+    try:
         while time.monotonic() < deadline:
             chain = rng.choice(reader.chains)
-            status, body = _call(http, log, "get_chain", "GET", f"{base}/api/v1/chains/{chain}/")
+            status, body = _call(client, log, "get_chain", "GET", f"/api/v1/chains/{chain}/")
             if status != 200:
                 if status:
                     log.surprises.append(f"get_chain {chain}: {status} {body}")
@@ -491,13 +533,15 @@ def review(
                 if action in ("patch_verdict", "patch_both", "stale_write"):
                     patch["verdict"] = rng.choice(VERDICTS)
                 status, body = _call(
-                    http, log, action, "PATCH", f"{base}/api/v1/steps/{step['uuid']}/", json=patch
+                    client, log, action, "PATCH", f"/api/v1/steps/{step['uuid']}/", patch
                 )
                 _record(log, action, step, patch, status, body)
                 if status == 200:
                     steps[step["uuid"]] = body
                 elif status == 409 and isinstance(body, dict) and "current" in body:
                     steps[step["uuid"]] = body["current"]  # what a client does: reload, retry
+    finally:
+        client.close()
 
 
 def _record(
@@ -700,19 +744,31 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def gunicorn_config() -> dict[str, Any]:
+    """The settings the production line gets from gunicorn.conf.py (WEB_CONCURRENCY etc. apply)."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    return runpy.run_path(str(REPO / "gunicorn.conf.py"))
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    cores = _cores()
     server = os.environ.get("DATABASE_URL")
     default_url = _with_database(server, "workbench_bench") if server else DEFAULT_DATABASE_URL
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each phase")
     parser.add_argument("--readers", default="1,8,32", help="reviewer counts, comma-separated")
-    parser.add_argument("--workers", type=int, default=2 * cores + 1, help="gunicorn workers")
+    production = gunicorn_config()
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=production["workers"],
+        help="gunicorn workers (default: gunicorn.conf.py's, as in production)",
+    )
     parser.add_argument(
         "--threads",
         type=int,
-        default=1,
-        help="threads per gunicorn worker (more than 1: the gthread worker, with keep-alive)",
+        default=production["threads"],
+        help="threads per gthread worker (default: gunicorn.conf.py's)",
     )
     parser.add_argument(
         "--think-ms",

@@ -96,6 +96,13 @@ _database_url = os.environ.get("DATABASE_URL", "")
 if not _database_url:
     _database_url = embedded_database_url(VAR_DIR / "pgdata")
 DATABASES = {"default": parse_database_url(_database_url)}
+# Each server thread keeps its connection this many seconds (0: a new one per request), and
+# checks it with a round trip before a request reuses it (off saves that round trip; a
+# connection broken meanwhile then fails one request before it is replaced).
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("DJANGO_CONN_MAX_AGE", 60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DJANGO_CONN_HEALTH_CHECKS", True)
+if DATABASES["default"]["CONN_MAX_AGE"] < 0:
+    raise ImproperlyConfigured("DJANGO_CONN_MAX_AGE must be 0 or more seconds")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -156,7 +163,7 @@ if LLM_CONCURRENCY < 1 or LLM_TIMEOUT < 1 or LLM_MAX_RETRIES < 0:
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "annotation.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -365,7 +365,7 @@ def compare(request: HttpRequest) -> HttpResponse:
     wanted = request.GET.get("case")
     index = 0
     if wanted:
-        case_obj = get_object_or_404(Case, uuid=wanted)
+        case_obj = get_object_or_404(services.compared_cases(), uuid=wanted)
         index = case_ids.index(case_obj.pk) if case_obj.pk in case_ids else -1
     else:
         try:
@@ -394,9 +394,10 @@ def compare(request: HttpRequest) -> HttpResponse:
         case_obj = Case.objects.select_related("report", "prior_report").get(pk=case_obj.pk)
         context["case"] = case_obj
         context.update(predictions.case_comparison(case_obj, runs))
+        # The same rule as the image view that serves them.
         context["images"] = (
             list(case_obj.case_images.select_related("image"))
-            if services.visible_chains(request.user).filter(case=case_obj).exists()
+            if services.image_cases(request.user).filter(pk=case_obj.pk).exists()
             else None
         )
     return render(request, "annotation/compare.html", context)

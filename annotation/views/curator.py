@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from annotation import dashboard as figures
 from annotation import importing, reading, services
 from annotation.models import Chain, ImportRun, Role, TaskType, WorkflowError
 
@@ -104,7 +105,10 @@ def curator(request: HttpRequest) -> HttpResponse:
         "total": page.paginator.count,
         "radiologists": _radiologists(),
         "workload": services.reader_workload(),
-        "status_counts": dict(Chain.objects.values_list("status").annotate(n=Count("id"))),
+        # One chain per case reading (a double-read case counts once, as its settled chain).
+        "status_counts": dict(
+            figures.work_chains().order_by("status").values_list("status").annotate(n=Count("id"))
+        ),
         "query": request.GET.urlencode(),
     }
     template = "annotation/curator.html#chain-table" if request.htmx else "annotation/curator.html"
@@ -142,7 +146,7 @@ def verified(request: HttpRequest) -> HttpResponse:
     if not (services.is_researcher(request.user) or services.is_curator(request.user)):
         raise PermissionDenied("Researchers and curators only")
     chains = (
-        Chain.objects.filter(status=Chain.Status.VERIFIED)
+        services.published_chains()
         .select_related("case", "decided_by")
         .annotate(n_steps=Count("steps", filter=Q(steps__deleted=False)))
         .order_by("-decided_at")

@@ -27,7 +27,7 @@ def _float(value: str | None) -> float | None:
 @require_GET
 def render_image(request: HttpRequest, image: str) -> HttpResponse:
     image_obj = get_object_or_404(Image, uuid=image)
-    if not services.visible_chains(request.user).filter(case__images=image_obj).exists():
+    if not services.image_cases(request.user).filter(images=image_obj).exists():
         raise Http404("No such image")
     try:
         center, width = _float(request.GET.get("wc")), _float(request.GET.get("ww"))

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
-from annotation import previews, services
+from annotation import previews, reading, services
 from annotation.diffing import word_diff
 from annotation.models import Chain, Prediction, ReviewEvent, StaleVersion, Step, WorkflowError
 
@@ -38,6 +38,8 @@ def home(request: HttpRequest) -> HttpResponse:
         return redirect("annotation:curator")
     if services.is_radiologist(request.user):
         return redirect("annotation:queue")
+    if reading.is_adjudicator(request.user):
+        return redirect("annotation:adjudication")
     if services.is_researcher(request.user):
         return redirect("annotation:verified")
     return render(request, "annotation/no_role.html", status=403)

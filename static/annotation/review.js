@@ -153,4 +153,5 @@
     data.append("csrfmiddlewaretoken", JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRFToken"]);
     navigator.sendBeacon(root.dataset.timeUrl, data);
   });
+  root.dataset.ready = "1";  // keys and buttons are live (browser tests wait for this)
 })();

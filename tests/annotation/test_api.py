@@ -4,7 +4,8 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from annotation.models import Chain
+from annotation import services
+from annotation.models import Chain, ReviewEvent, Step
 
 
 def api_for(user: Any) -> APIClient:
@@ -85,3 +86,77 @@ def test_it_serves_the_openapi_schema_and_docs(alice: Any) -> None:
     assert schema.status_code == 200
     assert "/api/v1/steps/{uuid}/" in schema.json()["paths"]
     assert client.get(reverse("api-docs")).status_code == 200
+
+
+def test_it_refuses_unknown_tokens_and_inactive_users(make_chain: Any, alice: Any) -> None:
+    chain = make_chain(readers=(alice,))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
+    assert client.get(f"/api/v1/chains/{chain.uuid}/").status_code == 401
+    client = api_for(alice)
+    assert client.get(f"/api/v1/chains/{chain.uuid}/").status_code == 200
+    alice.is_active = False
+    alice.save()
+    assert client.get(f"/api/v1/chains/{chain.uuid}/").status_code == 401
+
+
+def test_it_reads_a_chain_in_three_queries(make_chain: Any, alice: Any, django_assert_max_num_queries: Any) -> None:
+    # The token with its user and roles, the chain, its live steps: the review page's API calls
+    # stay constant-cost however many chains and assignments there are.
+    chain = make_chain(readers=(alice,))
+    services.delete_step(chain.live_steps()[1], by=alice, expected_step=1, expected_chain=1)
+    client = api_for(alice)
+    with django_assert_max_num_queries(3):
+        body = client.get(f"/api/v1/chains/{chain.uuid}/").json()
+    assert [s["position"] for s in body["steps"]] == [1, 2]  # the deleted step is left out
+    assert [s["text"] for s in body["steps"]] == ["Look at the costophrenic angles.", "Answer: A) Yes."]
+
+
+def test_it_patches_a_step_in_three_queries_with_its_audit_events(make_chain: Any, alice: Any, django_assert_max_num_queries: Any) -> None:
+    # Token with user and roles, the step with its chain and the assignment, then one statement
+    # that checks the version, writes and logs the event. Two changes in one PATCH add a write
+    # (and a transaction around both: savepoints here, as the test runs in one).
+    step = make_chain(readers=(alice,)).live_steps()[0]
+    client = api_for(alice)
+    url = f"/api/v1/steps/{step.uuid}/"
+    with django_assert_max_num_queries(3):
+        assert client.patch(url, {"version": 1, "verdict": "incorrect"}, format="json").status_code == 200
+    with django_assert_max_num_queries(6):
+        both = client.patch(url, {"version": 2, "verdict": "correct", "text": "Corrected  step."}, format="json")
+    assert both.status_code == 200 and both.json()["version"] == 4
+    assert both.json()["chain"] == str(step.chain.uuid) and both.json()["text"] == "Corrected step."
+    events = [(e.action, e.before, e.after) for e in ReviewEvent.objects.filter(step=step).order_by("id")]
+    assert events == [
+        ("verdict", {"verdict": "unreviewed"}, {"verdict": "incorrect", "at": 1}),
+        ("edit", {"text": "Look at the costophrenic angles."}, {"text": "Corrected step.", "at": 1}),
+        ("verdict", {"verdict": "incorrect"}, {"verdict": "correct", "at": 1}),
+    ]
+    with django_assert_max_num_queries(4):  # the refused write reads the current row for the 409
+        stale = client.patch(url, {"version": 3, "verdict": "irrelevant"}, format="json")
+    assert stale.status_code == 409 and stale.json()["current"]["version"] == 4
+    assert stale.json()["current"]["verdict"] == "correct"
+    assert ReviewEvent.objects.filter(step=step).count() == 3
+    assert Step.objects.get(pk=step.pk).verdict == "correct"
+
+
+def test_it_lets_a_curator_read_a_step_but_not_change_it(make_chain: Any, alice: Any, carol: Any) -> None:
+    step = make_chain(readers=(alice,)).live_steps()[0]
+    assert api_for(carol).get(f"/api/v1/steps/{step.uuid}/").json()["version"] == 1
+    assert api_for(carol).patch(f"/api/v1/steps/{step.uuid}/", {"version": 1, "verdict": "correct"}, format="json").status_code == 403
+    assert api_for(alice).get(f"/api/v1/steps/{step.uuid}/").status_code == 200
+
+
+def test_it_renders_steps_exactly_as_drf_would(make_chain: Any, alice: Any) -> None:
+    # StepSerializer writes its fields out by hand for speed: it must stay what DRF's own
+    # field-by-field rendering gives, key order included.
+    from rest_framework import serializers
+
+    from annotation.serializers import StepSerializer
+
+    step = make_chain(readers=(alice,)).live_steps()[0]
+    step.mark("incorrect", by=alice, expected=1)
+    Step.objects.filter(pk=step.pk).update(finding={"observation": "effusion", "status": "present"}, note="Ünïcode")
+    for loaded in (Step.objects.select_related("chain").get(pk=step.pk), step):
+        serializer = StepSerializer(loaded)
+        generic = serializers.Serializer.to_representation(serializer, loaded)
+        assert list(serializer.data.items()) == list(generic.items())

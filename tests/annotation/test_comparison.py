@@ -198,3 +198,33 @@ def test_a_case_can_be_opened_by_its_uuid(client: Any, two_runs: Any, dave: Any)
     assert f'data-case="{cases[3].uuid}"' in page and "Case 4 of 4" in page
     outside = client.get(base + f"&filter=split&case={cases[0].uuid}").content.decode()
     assert "This case is outside the selection" in outside
+
+
+def test_a_researcher_sees_the_images_of_compared_cases_only(
+    client: Any, make_chain: Callable[..., Chain], tmp_path: Path, dave: Any, alice: Any, eve: Any
+) -> None:
+    from annotation import synthetic
+    from annotation.importing import store_image
+
+    films = [
+        store_image(synthetic.write_chest_png(tmp_path / f"film-{i}.png", seed=i, size=64))
+        for i in (1, 2)
+    ]
+    compared = make_chain(images=(films[0],)).case  # in review, not verified
+    unrelated = make_chain(images=(films[1],), readers=(alice,)).case
+    path = tmp_path / "run.jsonl"
+    path.write_text(json.dumps({"case_id": str(compared.uuid), "pred": RIGHT}) + "\n")
+    predictions.import_predictions(path, run="gamma")
+    client.force_login(dave)
+    page = client.get(reverse("annotation:compare")).content.decode()
+    image_url = reverse("annotation:image-render", args=[films[0].uuid])
+    assert f'data-case="{compared.uuid}"' in page and f'src="{image_url}"' in page
+    assert client.get(image_url)["Content-Type"] == "image/png"
+    other_url = reverse("annotation:image-render", args=[films[1].uuid])
+    assert client.get(other_url).status_code == 404
+    assert client.get(reverse("annotation:compare") + f"?case={unrelated.uuid}").status_code == 404
+    for user in (alice, eve):  # the compared case's film opens to researchers only
+        client.force_login(user)
+        assert client.get(image_url).status_code == 404
+    client.force_login(alice)
+    assert client.get(other_url).status_code == 200  # her own assigned case, as before

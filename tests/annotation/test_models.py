@@ -33,6 +33,37 @@ def test_it_refuses_a_stale_step_write(make_chain: Any, alice: Any) -> None:
     assert step.version == 2
 
 
+def test_it_keeps_the_step_in_memory_as_the_database_has_it_after_a_write(make_chain: Any, alice: Any) -> None:
+    step = make_chain(readers=(alice,)).live_steps()[0]
+    step.mark("correct", by=alice, expected=1)
+    stored = Step.objects.get(pk=step.pk)
+    assert (step.version, step.verdict, step.position) == (stored.version, stored.verdict, stored.position) == (2, "correct", 1)
+    assert step.updated_at == stored.updated_at
+
+
+def test_it_logs_the_stored_before_even_when_the_writer_holds_an_older_copy(make_chain: Any, alice: Any, bob: Any) -> None:
+    # Two tabs: one loaded the step at version 1, the other changed it to version 2; the
+    # first then writes with version 2 (it reloaded the version only). The event's "before"
+    # must be what the database had, not the first tab's stale copy.
+    step = make_chain(readers=(alice,)).live_steps()[0]
+    old_copy = Step.objects.get(pk=step.pk)
+    step.mark("incorrect", by=bob, expected=1)
+    old_copy.mark("correct", by=alice, expected=2)
+    event = ReviewEvent.objects.filter(step=step, action="verdict").order_by("id").last()
+    assert event is not None
+    assert event.before == {"verdict": "incorrect"} and event.after == {"verdict": "correct", "at": 1}
+    assert event.actor == alice and event.chain_id == step.chain_id
+
+
+def test_it_writes_no_event_for_a_refused_write(make_chain: Any, alice: Any) -> None:
+    step = make_chain(readers=(alice,)).live_steps()[0]
+    step.mark("correct", by=alice, expected=1)
+    with pytest.raises(StaleVersion):
+        Step.objects.get(pk=step.pk).mark("incorrect", by=alice, expected=1)
+    assert list(ReviewEvent.objects.filter(step=step).values_list("action", flat=True)) == ["verdict"]
+    assert Step.objects.get(pk=step.pk).verdict == "correct"
+
+
 def test_it_refuses_to_verify_with_unjudged_steps(make_chain: Any, alice: Any) -> None:
     chain = make_chain(readers=(alice,))
     first = chain.live_steps()[0]

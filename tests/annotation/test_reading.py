@@ -197,3 +197,60 @@ def test_it_assigns_two_readers_from_the_curator_page(make_chain: Any, alice: An
     copies = chain.derived.filter(purpose="reading")
     assert sorted(c.assignments.get().reader.username for c in copies) == ["alice", "bob"]
     assert not chain.assignments.exists()
+
+
+def test_it_gives_the_senior_reader_a_home_and_a_nav_link(alice: Any, carol: Any, senior: Any, eve: Any) -> None:
+    client = client_for(senior)
+    assert client.get("/")["Location"] == "/adjudication/"
+    page = client.get("/adjudication/")
+    nav = page.content.decode().split('<nav aria-label="Main">')[1].split("</nav>")[0]
+    assert page.status_code == 200 and nav.count('href="/adjudication/"') == 1
+    for other in ("/queue/", "/curator/", "/verified/", "/dashboard/", "/models/compare/"):
+        assert f'href="{other}"' not in nav
+        assert client.get(other).status_code == 403, other  # other roles' pages stay closed
+    curators_nav = client_for(carol).get("/curator/").content.decode()
+    assert curators_nav.count('href="/adjudication/"') == 1  # a curator settles readings too
+    assert 'href="/adjudication/"' not in client_for(alice).get("/queue/").content.decode()
+    assert client_for(eve).get("/").status_code == 403
+
+
+def _settled_case(make_chain: Any, alice: Any, bob: Any, carol: Any, senior: Any, outcome: str = "verify") -> tuple[Chain, Chain]:
+    reference = make_chain(steps=STEPS)
+    assign_double([reference], alice, bob, by=carol)
+    read(reference, alice, ["correct", "incorrect", "correct"])
+    read(reference, bob, ["correct", "correct", "correct"])
+    (row,) = [r for r in pair_for(reference).rows() if r.disputed]
+    settled = settle(reference, {row.key: Choice("second")}, outcome=outcome, by=senior)
+    reference.refresh_from_db()
+    return reference, settled
+
+
+def test_it_closes_the_reference_once_the_readings_are_settled(make_chain: Any, alice: Any, bob: Any, carol: Any, senior: Any, dave: Any) -> None:
+    from annotation.dashboard import status_by_task
+    from annotation.exporting import ExportOptions, select_chains
+    from annotation.predictions import reference_chain
+
+    version = make_chain().version  # a second, untouched case for the counts
+    reference, settled = _settled_case(make_chain, alice, bob, carol, senior)
+    assert (reference.status, reference.decided_by, reference.decided_at) == ("verified", senior, settled.decided_at)
+    assert reference.version == version + 1
+    event = reference.events.get(action="adjudicated")
+    assert (event.actor, event.before, event.after) == (
+        senior, {"status": "in_review"}, {"chain": str(settled.uuid), "status": "verified"}
+    )
+    # The settled chain stands for the case, once, wherever readings are counted or shown.
+    assert set(select_chains(ExportOptions())) == {settled}
+    assert status_by_task()["totals"] == [1, 0, 1, 0]  # pending, in review, verified, rejected
+    assert b"pending: 1 \xc2\xb7 verified: 1" in client_for(carol).get("/curator/").content
+    assert reference_chain(reference.case) == settled
+    assert set(services.visible_chains(dave)) == {settled}
+    listing = client_for(dave).get("/verified/").content.decode()
+    assert listing.count("<tr><td><a") == 1 and f"/chains/{settled.uuid}/" in listing
+    assert client_for(dave).get(f"/chains/{reference.uuid}/").status_code == 404
+    assert not awaiting_adjudication().exists()
+
+
+def test_it_rejects_the_reference_when_the_readings_are_settled_as_rejected(make_chain: Any, alice: Any, bob: Any, carol: Any, senior: Any) -> None:
+    reference, settled = _settled_case(make_chain, alice, bob, carol, senior, outcome="reject")
+    assert (settled.status, reference.status, reference.decided_by) == ("rejected", "rejected", senior)
+    assert reference.events.get(action="adjudicated").after["status"] == "rejected"

@@ -69,3 +69,21 @@ def test_it_allows_no_host_by_default_in_production() -> None:
     result = _settings_in_subprocess(DJANGO_SECRET_KEY="k" * 40)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False []"
+
+
+def test_it_refuses_a_negative_or_unreadable_connection_age() -> None:
+    for value in ("-1", "forever"):
+        result = _settings_in_subprocess(DJANGO_SECRET_KEY="k" * 40, DJANGO_CONN_MAX_AGE=value)
+        assert result.returncode != 0 and "DJANGO_CONN_MAX_AGE" in result.stderr
+
+
+def test_it_serves_with_threaded_workers_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    import runpy
+
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    monkeypatch.delenv("WORKBENCH_WEB_THREADS", raising=False)
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert config["worker_class"] == "gthread" and config["workers"] >= 2 and config["threads"] == 8
+    monkeypatch.setenv("WEB_CONCURRENCY", "0")
+    with pytest.raises(ImproperlyConfigured, match="WEB_CONCURRENCY"):
+        runpy.run_path(str(ROOT / "gunicorn.conf.py"))

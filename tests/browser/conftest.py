@@ -80,3 +80,4 @@ def login() -> Callable[[Any, str], None]:
         expect(page.locator("form.logout span")).to_have_text(username)
 
     return log_in
+

@@ -55,3 +55,26 @@ def test_it_starts_an_export_and_follows_its_progress(page: Any, login: Any, mak
     row.get_by_role("link", name="files").click()
     expect(page.get_by_role("heading", name="Snapshot v1")).to_be_visible()
     expect(page.get_by_role("link", name="sft/train.jsonl")).to_be_visible()
+
+
+def test_it_brings_the_senior_reader_to_the_cases_to_settle(page: Any, login: Any, make_chain: Any, alice: Any, bob: Any, carol: Any) -> None:
+    from django.contrib.auth import get_user_model
+
+    from annotation.reading import assign_double
+
+    grace = get_user_model().objects.create_user(username="grace", password="grace-password")
+    services.set_role(grace, "adjudicator")
+    reference = make_chain()
+    assign_double([reference], alice, bob, by=carol)
+    for copy in reference.derived.all():
+        reader = copy.assignments.get().reader
+        for step in copy.live_steps():
+            step.mark("correct", by=reader, expected=step.version)
+        services.finish_chain(copy, reader, "verify")
+    login(page, "grace")  # lands on the home page: the adjudication queue
+    expect(page.get_by_role("heading", name="Waiting for the senior reader")).to_be_visible()
+    nav = page.get_by_role("navigation", name="Main")
+    expect(nav.get_by_role("link")).to_have_count(1)
+    nav.get_by_role("link", name="Adjudication").click()
+    page.get_by_role("link", name=reference.case.question[:40], exact=False).click()
+    expect(page).to_have_url(f"{page.url.split('/adjudication/')[0]}/adjudication/{reference.uuid}/")

@@ -11,6 +11,7 @@ import pytest
 
 from annotation.mining import mine
 from annotation.models import Assignment, Chain
+from tests.browser.pages import REVIEW_READY
 
 pytestmark = pytest.mark.browser
 
@@ -40,7 +41,7 @@ def test_it_marks_the_evidence_of_the_focused_step(page: Any, login: Any, alice:
 
     login(page, "alice")
     page.goto(f"/chains/{chain.uuid}/")
-    page.wait_for_function("() => window.htmx !== undefined")
+    page.wait_for_function(REVIEW_READY)
     mark = page.locator("mark.evidence")
     page.keyboard.press("j")  # the plan: no evidence, nothing marked
     expect(page.locator(f"#step-{plan.uuid}")).to_have_class(re.compile(r"\bcurrent\b"))

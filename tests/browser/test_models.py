@@ -82,3 +82,23 @@ def test_it_steps_through_cases_where_models_disagree(
     expect(page.locator("#comparison")).to_have_attribute("data-case", str(runs[2].uuid))
     page.keyboard.press("ArrowLeft")
     expect(page.locator("#case-position")).to_have_text("Case 1 of 2")
+
+
+def test_it_shows_a_researcher_the_film_of_a_compared_case(
+    page: Any, login: Any, make_chain: Any, tmp_path: Path, dave: Any
+) -> None:
+    from annotation import synthetic
+    from annotation.importing import store_image
+
+    film = store_image(synthetic.write_chest_png(tmp_path / "film.png", seed=5, size=64))
+    case = make_chain(images=(film,)).case  # in review: no verified chain yet
+    path = tmp_path / "gamma.jsonl"
+    path.write_text(json.dumps({"case_id": str(case.uuid), "pred": RIGHT}) + "\n")
+    predictions.import_predictions(path, run="gamma")
+    login(page, "dave")
+    page.get_by_role("link", name="Compare").click()
+    image = page.locator(".case-info .thumbs img")
+    expect(image).to_have_count(1)
+    image.scroll_into_view_if_needed()
+    page.wait_for_function("document.querySelector('.case-info .thumbs img').complete")
+    assert image.evaluate("img => img.naturalWidth") > 0  # the film loaded, not a broken image

@@ -13,6 +13,7 @@ import pytest
 from django.conf import settings
 
 from annotation.models import Chain, Image, Step
+from tests.browser.pages import REVIEW_READY
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +27,7 @@ PAGE_WEIGHT_LIMIT = 150_000  # bytes of HTML + CSS + JS for one case page, image
 
 def open_chain(page: Any, chain: Chain) -> None:
     page.goto(f"/chains/{chain.uuid}/")
-    page.wait_for_function("() => window.htmx !== undefined")
+    page.wait_for_function(REVIEW_READY)
 
 
 def row(page: Any, step: Step) -> Any:
@@ -56,7 +57,7 @@ def test_it_reviews_a_chain_from_the_queue_to_verified(
     page.goto("/queue/")
     button(page, "Next case").click()
     expect(page).to_have_url(re.compile(rf"/chains/{chain.uuid}/$"))
-    page.wait_for_function("() => window.htmx !== undefined")
+    page.wait_for_function(REVIEW_READY)
     expect(page.locator("#progress")).to_contain_text("0 of 3 steps judged")
 
     # Each verdict once by key and once by button: j/k move, 1/2/3 judge.

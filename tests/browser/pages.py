@@ -1,0 +1,9 @@
+"""What browser tests wait for on the app's pages."""
+
+
+# The page's scripts are deferred: htmx first, then review.js, which binds the keys and marks the
+# review as ready. A page without a review (a verified chain, read only) needs htmx alone.
+REVIEW_READY = (
+    "() => window.htmx !== undefined && "
+    "(document.querySelector('.review')?.dataset.ready ?? '1') === '1'"
+)
