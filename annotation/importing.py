@@ -64,14 +64,10 @@ class Problem:
         return f"{where}: {self.reason}"
 
 
-@dataclass
-class ImportResult:
-    imported: int = 0
-    duplicates: int = 0
-    problems: list[Problem] = field(default_factory=list)
-    report_path: Path | None = None
-    run: ImportRun | None = None
-    cache: dict[Any, Any] = field(default_factory=dict, repr=False)  # per import: paths, hashes
+class ProblemCounts:
+    """Counts of a result's `problems` by kind (imports and mining runs report alike)."""
+
+    problems: list[Problem]
 
     @property
     def rejected(self) -> int:
@@ -80,6 +76,16 @@ class ImportResult:
     @property
     def warnings(self) -> int:
         return sum(1 for p in self.problems if p.kind == "warning")
+
+
+@dataclass
+class ImportResult(ProblemCounts):
+    imported: int = 0
+    duplicates: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    report_path: Path | None = None
+    run: ImportRun | None = None
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False)  # per import: paths, hashes
 
     def summary(self) -> str:
         text = f"Imported {self.imported} cases, {self.rejected} rejected"

@@ -39,6 +39,7 @@ from django.utils import timezone
 from annotation import imaging, jobs
 from annotation.importing import (
     Problem,
+    ProblemCounts,
     RecordError,
     extract_zip,
     patient_and_study,
@@ -72,7 +73,7 @@ InputError = RecordError
 
 
 @dataclass
-class MiningResult:
+class MiningResult(ProblemCounts):
     reports: int = 0  # reports read and labelled
     cases: Counter[str] = field(default_factory=Counter)  # new cases per task type
     chains: Counter[str] = field(default_factory=Counter)  # new chains per origin
@@ -83,14 +84,6 @@ class MiningResult:
     llm_requests: int = 0
     llm_cache_hits: int = 0
     report_path: Path | None = None
-
-    @property
-    def rejected(self) -> int:
-        return sum(1 for p in self.problems if p.kind == "rejected")
-
-    @property
-    def warnings(self) -> int:
-        return sum(1 for p in self.problems if p.kind == "warning")
 
     def summary(self) -> str:
         created = sum(self.cases.values())

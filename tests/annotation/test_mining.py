@@ -4,7 +4,6 @@ import re
 import threading
 import zipfile
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from annotation import jobs, llm_mining
 from annotation.importing import patient_and_study
 from annotation.mining import mine
 from annotation.models import Assignment, Case, CaseImage, Chain, Job, Step, Study
+from tests.loopback import chat_completion, error, loopback_server
 
 REPORTS = [
     {
@@ -322,46 +322,25 @@ class FakeLLM:
                  "status": "present", "evidence": "small left pleural effusion"},
                 {"text": f"Therefore the answer is {letter}.", "observation": None, "status": None, "evidence": None},
             ]}) + "\n```"
-        completion = {
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        }
-        return 200, completion, {}
+        return 200, chat_completion(content, body["model"]), {}
 
 
 @pytest.fixture
 def fake_llm(settings: Any) -> Iterator[FakeLLM]:
     fake = FakeLLM()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
-            if self.path != "/v1/chat/completions":
-                self.send_error(404)
-                return
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            status, payload, headers = fake.reply(body)
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
+    def respond(
+        method: str, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if method != "POST" or path != "/v1/chat/completions":
+            return error(404, "not found")
+        return fake.reply(body)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    settings.LLM_BASE_URL = f"http://127.0.0.1:{server.server_port}/v1"
-    settings.LLM_MODEL = "fake-radiologist"
-    settings.LLM_CONCURRENCY = 2
-    yield fake
-    server.shutdown()
-    server.server_close()
+    with loopback_server(respond) as url:
+        settings.LLM_BASE_URL = url
+        settings.LLM_MODEL = "fake-radiologist"
+        settings.LLM_CONCURRENCY = 2
+        yield fake
 
 
 def effusion_reports(tmp_path: Path) -> Path:

@@ -12,11 +12,12 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.loopback import chat_completion, error, loopback_server
 
 
 @pytest.fixture(autouse=True)
@@ -58,69 +59,31 @@ class FakeEndpoint:
 
 @pytest.fixture
 def endpoint() -> Iterator[FakeEndpoint]:
-    """A ThreadingHTTPServer on 127.0.0.1 speaking /v1/models and /v1/chat/completions."""
+    """A loopback server speaking /v1/models and /v1/chat/completions."""
     state = FakeEndpoint(url="")
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:  # keep test output quiet
-            pass
+    def respond(
+        method: str, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if method == "GET" and path.rstrip("/") == "/v1/models":
+            return 200, {"object": "list", "data": [{"id": "tiny-served", "object": "model"}]}, {}
+        if method != "POST" or path.rstrip("/") != "/v1/chat/completions":
+            return error(404, "not found")
+        reply = state.next_reply(body)
+        if reply.status != 200:
+            return reply.status, error(reply.status, f"scripted {reply.status}")[1], reply.headers
+        completion = chat_completion(
+            reply.text,
+            body.get("model", "tiny-served"),
+            completion_id=f"chatcmpl-{len(state.requests)}",
+            prompt_tokens=42,
+            completion_tokens=7,
+        )
+        return 200, completion, reply.headers
 
-        def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
-            body = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            if self.path.rstrip("/") == "/v1/models":
-                self._send(
-                    200, {"object": "list", "data": [{"id": "tiny-served", "object": "model"}]}, {}
-                )
-            else:
-                self._send(404, {"error": {"message": "not found"}}, {})
-
-        def do_POST(self) -> None:  # noqa: N802
-            length = int(self.headers.get("Content-Length", "0"))
-            body = json.loads(self.rfile.read(length) or b"{}")
-            if self.path.rstrip("/") != "/v1/chat/completions":
-                self._send(404, {"error": {"message": "not found"}}, {})
-                return
-            reply = state.next_reply(body)
-            if reply.status != 200:
-                self._send(
-                    reply.status, {"error": {"message": f"scripted {reply.status}"}}, reply.headers
-                )
-                return
-            self._send(
-                200,
-                {
-                    "id": f"chatcmpl-{len(state.requests)}",
-                    "object": "chat.completion",
-                    "created": 0,
-                    "model": body.get("model", "tiny-served"),
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": reply.text},
-                            "finish_reason": "stop",
-                        }
-                    ],
-                    "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
-                },
-                reply.headers,
-            )
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    with loopback_server(respond) as url:
+        state.url = url
+        yield state
 
 
 def tiny_png(path: Path, shade: int = 128) -> Path:

@@ -11,16 +11,15 @@ import hashlib
 import io
 import json
 import re
-import threading
 import uuid
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cxr.prompts import assistant_text, conversation
+from tests.loopback import chat_completion, error, loopback_server
 
 
 @pytest.fixture(autouse=True)
@@ -319,55 +318,16 @@ class FakeJudgeServer:
         self.requests: list[dict[str, Any]] = []
         self.reply: str | None = None  # set to force a reply text
         self.status = 200
-        server = self
+        self.base_url = ""  # set while the server runs
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:  # keep test output quiet
-                pass
-
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append(
-                    {
-                        "path": self.path,
-                        "headers": {k.lower(): v for k, v in self.headers.items()},
-                        "body": body,
-                    }
-                )
-                if server.status != 200:
-                    self.send_response(server.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.end_headers()
-                    self.wfile.write(b'{"error": {"message": "bad request"}}')
-                    return
-                content = server.reply or server.judge(body["messages"][-1]["content"])
-                payload = {
-                    "id": "judge-1",
-                    "object": "chat.completion",
-                    "created": 0,
-                    "model": body["model"],
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": content},
-                            "finish_reason": "stop",
-                        }
-                    ],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                }
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+    def respond(
+        self, method: str, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        self.requests.append({"path": path, "headers": headers, "body": body})
+        if self.status != 200:
+            return error(self.status, "bad request")
+        content = self.reply or self.judge(body["messages"][-1]["content"])
+        return 200, chat_completion(content, body["model"], completion_id="judge-1"), {}
 
     @staticmethod
     def _section(prompt: str, title: str) -> list[str]:
@@ -396,7 +356,6 @@ class FakeJudgeServer:
 @pytest.fixture
 def judge_server() -> Iterator[FakeJudgeServer]:
     server = FakeJudgeServer()
-    server.thread.start()
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
+    with loopback_server(server.respond) as url:
+        server.base_url = url
+        yield server
