@@ -125,6 +125,8 @@
     form.requestSubmit();
   });
 
+  root.dataset.ready = "1";  // keys and buttons are live (browser tests wait for this)
+
   // Active time: counted only while the page is visible.
   if (root.dataset.canReview !== "1") return;
   let active = 0;
@@ -153,5 +155,4 @@
     data.append("csrfmiddlewaretoken", JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRFToken"]);
     navigator.sendBeacon(root.dataset.timeUrl, data);
   });
-  root.dataset.ready = "1";  // keys and buttons are live (browser tests wait for this)
 })();
