@@ -6,9 +6,11 @@ from contextlib import nullcontext
 from datetime import date
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, QuerySet, Value
 from django.db.models.functions import Coalesce, TruncDate
+from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
@@ -74,6 +76,21 @@ class ChainViewSet(viewsets.ReadOnlyModelViewSet):
                 chains = chains.filter(**{lookup: params[name]})
         chains = self._script_filters(chains, params)
         return for_chain_serializer(chains).order_by("created_at", "id")
+
+    _FILTERS = ("status", "origin", "task", "source", "purpose", "case", "since", "exportable")
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """A reader opening one of their chains (the review page's hot path) takes one written-out
+        query (services.assigned_chain); everyone else, and any request with list filters (which
+        narrow the detail view too), goes through get_object as before."""
+        params = request.query_params
+        if services.roles_of(request.user) != {Role.RADIOLOGIST} or any(params.get(n) for n in self._FILTERS):
+            return super().retrieve(request, *args, **kwargs)
+        chain = services.assigned_chain(request.user, _lookup_uuid(Chain, kwargs[self.lookup_field]))
+        if chain is None:
+            raise Http404(f"No {Chain._meta.object_name} matches the given query.")
+        self.check_object_permissions(request, chain)
+        return Response(self.get_serializer(chain).data)
 
     def _script_filters(self, chains: QuerySet[Chain], params: Any) -> QuerySet[Chain]:
         """For curators' scripts: ?purpose=, ?case=, ?since=DATE (decided or changed on or after),
@@ -144,9 +161,20 @@ class StepViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         assigned = Assignment.objects.filter(chain=OuterRef("chain_id"), reader=user)
         return steps.filter(chain__in=visible).annotate(assigned=Exists(assigned))
 
+    def _step_to_change(self) -> Step:
+        """The step a PATCH names, as get_object finds it; for a reader (the hot path) in one
+        written-out query on their assignments (services.assigned_step)."""
+        if services.roles_of(self.request.user) != {Role.RADIOLOGIST}:
+            return self.get_object()
+        step = services.assigned_step(self.request.user, _lookup_uuid(Step, self.kwargs[self.lookup_field]))
+        if step is None:
+            raise Http404(f"No {Step._meta.object_name} matches the given query.")
+        self.check_object_permissions(self.request, step)
+        return step
+
     @extend_schema(request=StepPatchSerializer, responses={200: StepSerializer, 409: StepSerializer})
     def partial_update(self, request: Request, uuid: str) -> Response:
-        step = self.get_object()
+        step = self._step_to_change()
         if not services.can_review_chain(request.user, step.chain, assigned=step.assigned):
             raise PermissionDenied("Only a radiologist assigned to this open chain can change it")
         body = StepPatchSerializer(data=request.data)
@@ -203,6 +231,15 @@ class AssignmentViewSet(
             raise ValidationError({"reader": str(exc)}) from None
         assignment = Assignment.objects.get(chain=chain, reader=reader)
         return Response(self.get_serializer(assignment).data, status=status.HTTP_201_CREATED)
+
+
+def _lookup_uuid(model: type[Chain] | type[Step], value: Any) -> Any:
+    """`value` from the URL as the model's uuid field reads it; 404 (as get_object answers a
+    malformed key) when it is not one."""
+    try:
+        return model._meta.get_field("uuid").to_python(value)
+    except DjangoValidationError:
+        raise Http404 from None
 
 
 def _uuid(value: str, name: str) -> str:

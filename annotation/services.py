@@ -5,12 +5,15 @@ HTML views, API views and management commands all call these functions.
 
 from __future__ import annotations
 
+import uuid as uuid_module
 from collections.abc import Iterable, Sequence
+from functools import cache
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
-from django.db import transaction
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
+from django.db import connection, transaction
+from django.db.models import Count, Exists, Max, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from annotation.models import (
@@ -134,6 +137,122 @@ def can_review_chain(user: Any, chain: Chain, *, assigned: bool | None = None) -
     if assigned is None:
         assigned = chain.assignments.filter(reader=user).exists()
     return assigned
+
+
+# --- a radiologist's own chains and steps, read for the API's hot paths ----------------------
+#
+# A reader at work opens a chain and then judges and rewrites its steps, one request each; with
+# the token check, these two reads are most of what those requests do. They are written out,
+# not composed by the ORM: building the equivalent querysets (the visibility EXISTS, the
+# select_related, only() and prefetch of live steps) cost more CPU than running them. The rows
+# become model instances through Model.from_db, with each field's from_db_value applied, as
+# the ORM does. Access is the same rule as visible_chains() gives a radiologist: a chain they
+# are assigned to (one assignment per chain and reader, so the join makes no duplicates).
+
+
+def _model_columns(model: type[Model], alias: str) -> tuple[str, list[str], list[Any]]:
+    """`model`'s concrete columns prefixed with `alias`, their attribute names, and for each
+    a converter from the database value (or None)."""
+    quote = connection.ops.quote_name
+    fields = model._meta.concrete_fields
+    columns = ", ".join(f"{alias}.{quote(f.column)}" for f in fields)
+    converters = []
+    for f in fields:
+        convert = getattr(f, "from_db_value", None)
+        col = f.get_col(model._meta.db_table)
+        converters.append(None if convert is None else (lambda value, convert=convert, col=col: convert(value, col, connection)))
+    return columns, [f.attname for f in fields], converters
+
+
+def _load(model: type[Model], names: list[str], converters: list[Any], values: Sequence[Any]) -> Any:
+    values = [v if c is None else c(v) for c, v in zip(converters, values)]
+    return model.from_db(connection.alias, names, values)
+
+
+@cache
+def _assigned_chain_query() -> tuple[str, list[str], list[Any], list[str], list[Any]]:
+    quote = connection.ops.quote_name
+    table = lambda model: quote(model._meta.db_table)  # noqa: E731
+    col = lambda model, name: quote(model._meta.get_field(name).column)  # noqa: E731
+    chain_columns, chain_names, chain_converters = _model_columns(Chain, "c")
+    step_columns, step_names, step_converters = _model_columns(Step, "s")
+    user_model = get_user_model()
+    sql = (
+        f"SELECT {chain_columns}, k.{col(Case, 'uuid')}, d.{col(user_model, user_model.USERNAME_FIELD)}, "
+        f"f.{col(Chain, 'uuid')}, {step_columns} "
+        f"FROM {table(Chain)} c "
+        f"JOIN {table(Assignment)} a ON a.{col(Assignment, 'chain')} = c.{col(Chain, 'id')} "
+        f"AND a.{col(Assignment, 'reader')} = %s "
+        f"JOIN {table(Case)} k ON k.{col(Case, 'id')} = c.{col(Chain, 'case')} "
+        f"LEFT JOIN {table(user_model)} d ON d.{quote(user_model._meta.pk.column)} = c.{col(Chain, 'decided_by')} "
+        f"LEFT JOIN {table(Chain)} f ON f.{col(Chain, 'id')} = c.{col(Chain, 'derived_from')} "
+        f"LEFT JOIN {table(Step)} s ON s.{col(Step, 'chain')} = c.{col(Chain, 'id')} AND NOT s.{col(Step, 'deleted')} "
+        f"WHERE c.{col(Chain, 'uuid')} = %s ORDER BY s.{col(Step, 'position')}"
+    )
+    return sql, chain_names, chain_converters, step_names, step_converters
+
+
+def assigned_chain(reader: Any, uuid: uuid_module.UUID) -> Chain | None:
+    """The chain `uuid` if `reader` is assigned to it, as `for_chain_serializer` fetches it: the
+    keys of its case, decider and source chain, and its live steps in order (`live_step_list`)."""
+    sql, chain_names, chain_converters, step_names, step_converters = _assigned_chain_query()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [reader.pk, uuid])
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    width = len(chain_names)
+    first = rows[0]
+    chain = _load(Chain, chain_names, chain_converters, first[:width])
+    case_uuid, decider, source_uuid = first[width : width + 3]
+    chain.case = Case.from_db(connection.alias, ["id", "uuid"], [chain.case_id, case_uuid])
+    if chain.decided_by_id is not None:
+        user_model = get_user_model()
+        chain.decided_by = user_model.from_db(
+            connection.alias, [user_model._meta.pk.attname, user_model.USERNAME_FIELD], [chain.decided_by_id, decider]
+        )
+    if chain.derived_from_id is not None:
+        chain.derived_from = Chain.from_db(connection.alias, ["id", "uuid"], [chain.derived_from_id, source_uuid])
+    steps = []
+    for row in rows:
+        if row[width + 3] is None:  # the LEFT JOIN's row for a chain with no live steps
+            continue
+        step = _load(Step, step_names, step_converters, row[width + 3 :])
+        step.chain = chain
+        steps.append(step)
+    chain.live_step_list = steps
+    return chain
+
+
+@cache
+def _assigned_step_query() -> tuple[str, list[str], list[Any]]:
+    quote = connection.ops.quote_name
+    table = lambda model: quote(model._meta.db_table)  # noqa: E731
+    col = lambda model, name: quote(model._meta.get_field(name).column)  # noqa: E731
+    step_columns, step_names, step_converters = _model_columns(Step, "s")
+    sql = (
+        f"SELECT {step_columns}, c.{col(Chain, 'uuid')}, c.{col(Chain, 'status')} "
+        f"FROM {table(Step)} s JOIN {table(Chain)} c ON c.{col(Chain, 'id')} = s.{col(Step, 'chain')} "
+        f"JOIN {table(Assignment)} a ON a.{col(Assignment, 'chain')} = s.{col(Step, 'chain')} "
+        f"AND a.{col(Assignment, 'reader')} = %s "
+        f"WHERE s.{col(Step, 'uuid')} = %s AND NOT s.{col(Step, 'deleted')}"
+    )
+    return sql, step_names, step_converters
+
+
+def assigned_step(reader: Any, uuid: uuid_module.UUID) -> Step | None:
+    """The live step `uuid` if `reader` is assigned to its chain, with the chain's key and
+    status (what the write check and StepSerializer read), and `assigned` set."""
+    sql, step_names, step_converters = _assigned_step_query()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [reader.pk, uuid])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    step = _load(Step, step_names, step_converters, row[:-2])
+    step.chain = Chain.from_db(connection.alias, ["id", "uuid", "status"], [step.chain_id, *row[-2:]])
+    step.assigned = True
+    return step
 
 
 def set_role(user: Any, role: str) -> None:

@@ -1,3 +1,4 @@
+import uuid
 from typing import Any
 
 from django.urls import reverse
@@ -100,13 +101,13 @@ def test_it_refuses_unknown_tokens_and_inactive_users(make_chain: Any, alice: An
     assert client.get(f"/api/v1/chains/{chain.uuid}/").status_code == 401
 
 
-def test_it_reads_a_chain_in_three_queries(make_chain: Any, alice: Any, django_assert_max_num_queries: Any) -> None:
-    # The token with its user and roles, the chain, its live steps: the review page's API calls
-    # stay constant-cost however many chains and assignments there are.
+def test_it_reads_a_chain_in_two_queries(make_chain: Any, alice: Any, django_assert_max_num_queries: Any) -> None:
+    # The token with its user and roles, then the reader's chain with its live steps: the review
+    # page's API calls stay constant-cost however many chains and assignments there are.
     chain = make_chain(readers=(alice,))
     services.delete_step(chain.live_steps()[1], by=alice, expected_step=1, expected_chain=1)
     client = api_for(alice)
-    with django_assert_max_num_queries(3):
+    with django_assert_max_num_queries(2):
         body = client.get(f"/api/v1/chains/{chain.uuid}/").json()
     assert [s["position"] for s in body["steps"]] == [1, 2]  # the deleted step is left out
     assert [s["text"] for s in body["steps"]] == ["Look at the costophrenic angles.", "Answer: A) Yes."]
@@ -160,3 +161,65 @@ def test_it_renders_steps_exactly_as_drf_would(make_chain: Any, alice: Any) -> N
         serializer = StepSerializer(loaded)
         generic = serializers.Serializer.to_representation(serializer, loaded)
         assert list(serializer.data.items()) == list(generic.items())
+
+
+def test_it_shows_a_reader_their_chain_as_the_generic_path_does(make_chain: Any, alice: Any, bob: Any, carol: Any) -> None:
+    # A reader's GET takes a written-out query (services.assigned_chain); curators go through
+    # the viewset's queryset. Both must render the same chain the same way: decider, source
+    # chain, deleted steps left out, JSON fields decoded.
+    from annotation.serializers import ChainSerializer, for_chain_serializer
+
+    source = make_chain()
+    chain = make_chain(readers=(alice,))
+    services.delete_step(chain.live_steps()[1], by=alice, expected_step=1, expected_chain=1)
+    Step.objects.filter(chain=chain, position=1).update(finding={"observation": "effusion", "status": "present"})
+    Chain.objects.filter(pk=chain.pk).update(derived_from=source, decided_by=carol, status=Chain.Status.REJECTED)
+    empty = make_chain(steps=(), readers=(alice,))
+    for each in (chain, empty, source):
+        expected = ChainSerializer(for_chain_serializer(Chain.objects.filter(pk=each.pk)).get()).data
+        assert api_for(carol).get(f"/api/v1/chains/{each.uuid}/").json() == expected
+    for each in (chain, empty):
+        expected = ChainSerializer(for_chain_serializer(Chain.objects.filter(pk=each.pk)).get()).data
+        assert api_for(alice).get(f"/api/v1/chains/{each.uuid}/").json() == expected
+    body = api_for(alice).get(f"/api/v1/chains/{chain.uuid}/").json()
+    assert body["decided_by"] == "carol" and body["derived_from"] == str(source.uuid)
+    assert [s["position"] for s in body["steps"]] == [1, 2] and body["steps"][0]["finding"]["status"] == "present"
+    assert api_for(alice).get(f"/api/v1/chains/{empty.uuid}/").json()["steps"] == []
+
+
+def test_it_answers_404_to_a_reader_not_assigned_to_the_chain(make_chain: Any, alice: Any, bob: Any) -> None:
+    chain = make_chain(readers=(alice,))
+    refused = api_for(bob).get(f"/api/v1/chains/{chain.uuid}/")
+    assert refused.status_code == 404 and refused.json() == {"detail": "No Chain matches the given query."}
+    assert api_for(bob).get(f"/api/v1/chains/{uuid.uuid4()}/").status_code == 404
+    malformed = api_for(alice).get("/api/v1/chains/not-a-uuid/")
+    assert malformed.status_code == 404 and malformed.json() == {"detail": "Not found."}
+    # List filters narrow the detail view too, for readers as for everyone.
+    assert api_for(alice).get(f"/api/v1/chains/{chain.uuid}/?status=verified").status_code == 404
+    assert api_for(alice).get(f"/api/v1/chains/{chain.uuid}/?status=pending").status_code == 200
+
+
+def test_it_answers_404_to_a_patch_of_a_step_out_of_reach(make_chain: Any, alice: Any, bob: Any, carol: Any) -> None:
+    chain = make_chain(readers=(alice,))
+    first, second = chain.live_steps()[:2]
+    services.delete_step(second, by=alice, expected_step=1, expected_chain=1)
+    body = {"version": 1, "verdict": "correct"}
+    refused = api_for(bob).patch(f"/api/v1/steps/{first.uuid}/", body, format="json")
+    assert refused.status_code == 404 and refused.json() == {"detail": "No Step matches the given query."}
+    assert api_for(alice).patch(f"/api/v1/steps/{second.uuid}/", body, format="json").status_code == 404
+    assert api_for(alice).patch("/api/v1/steps/not-a-uuid/", body, format="json").status_code == 404
+    assert api_for(carol).patch(f"/api/v1/steps/{first.uuid}/", body, format="json").status_code == 403
+    Chain.objects.filter(pk=chain.pk).update(status=Chain.Status.VERIFIED)
+    assert api_for(alice).patch(f"/api/v1/steps/{first.uuid}/", body, format="json").status_code == 403
+    assert Step.objects.get(pk=first.pk).verdict == "unreviewed"
+
+
+def test_it_answers_a_readers_patch_as_the_step_now_is(make_chain: Any, alice: Any) -> None:
+    from annotation.serializers import StepSerializer
+
+    step = make_chain(readers=(alice,)).live_steps()[0]
+    Step.objects.filter(pk=step.pk).update(finding={"observation": "effusion", "status": "present"})
+    done = api_for(alice).patch(f"/api/v1/steps/{step.uuid}/", {"version": 1, "verdict": "correct"}, format="json")
+    assert done.status_code == 200
+    assert done.json() == StepSerializer(Step.objects.select_related("chain").get(pk=step.pk)).data
+
