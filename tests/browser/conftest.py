@@ -44,10 +44,25 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
+    """Keep each phase's report on the test item, so fixtures can tell that a test failed."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
 @pytest.fixture
-def new_page(browser: Any, live_server: Any) -> Iterator[Callable[[], Any]]:
-    """Open a page in a fresh context (own cookies, empty cache); closed after the test."""
+def new_page(
+    browser: Any, live_server: Any, request: pytest.FixtureRequest
+) -> Iterator[Callable[[], Any]]:
+    """Open a page in a fresh context (own cookies, empty cache); closed after the test.
+
+    What the pages said (console errors, uncaught exceptions, answers of 400 and up) is printed
+    when the test fails: a browser test failing on a loaded CI box must say why.
+    """
     contexts: list[Any] = []
+    events: list[str] = []
 
     def make() -> Any:
         context = browser.new_context(
@@ -55,9 +70,32 @@ def new_page(browser: Any, live_server: Any) -> Iterator[Callable[[], Any]]:
         )
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+        page.on(
+            "console",
+            lambda message: (
+                message.type in ("error", "warning")
+                and events.append(f"console {message.type}: {message.text}")
+            ),
+        )
+        page.on("pageerror", lambda error: events.append(f"page error: {error}"))
+        page.on(
+            "response",
+            lambda response: (
+                response.status >= 400
+                and events.append(f"{response.status} {response.request.method} {response.url}")
+            ),
+        )
+        page.on(
+            "framenavigated",
+            lambda frame: frame.parent_frame is None and events.append(f"at {frame.url}"),
+        )
+        return page
 
     yield make
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        print("What the browser saw, in order:\n  " + "\n  ".join(events or ["(nothing)"]))
     for context in contexts:
         context.close()
 
@@ -80,4 +118,3 @@ def login() -> Callable[[Any, str], None]:
         expect(page.locator("form.logout span")).to_have_text(username)
 
     return log_in
-
