@@ -272,11 +272,60 @@ _PRONOUN_DENIAL: Final = re.compile(
 )
 
 
+# For ASCII text, substrings one of which every match of `_DENIAL_HINT` (and of each rewording
+# in `_REASONING_NEGATIONS`) contains: cheap tests that skip the case-insensitive patterns.
+_DENIAL_HINT_WORDS: Final = (
+    "rul",
+    "exclud",
+    "elimin",
+    "against",
+    "negat",
+    "support",
+    "basis",
+    "indicat",
+    "not",
+    "n't",
+    "lack",
+    "absen",
+    "free",
+    "devoid",
+    "inconsistent",
+    "unlikely",
+)
+_REWORDING_WORDS: Final = (
+    ("n't",),
+    ("not", "unlikely", "excluded", "ruled out", "eliminated", "absent"),
+    (
+        "rul",
+        "exclud",
+        "eliminat",
+        "argu",
+        "negat",
+        "no",
+        "inconsistent",
+        "lack",
+        "absence",
+        "free",
+        "devoid",
+    ),
+)
+
+
 def _reword(clause: str) -> str:
-    if not _DENIAL_HINT.search(clause):
+    if not clause.isascii():
+        if not _DENIAL_HINT.search(clause):
+            return clause
+        for pattern, replacement in _REASONING_NEGATIONS:
+            clause = pattern.sub(replacement, clause)
         return clause
-    for pattern, replacement in _REASONING_NEGATIONS:
-        clause = pattern.sub(replacement, clause)
+    lowered = clause.lower()
+    if not any(word in lowered for word in _DENIAL_HINT_WORDS):
+        return clause
+    for (pattern, replacement), words in zip(_REASONING_NEGATIONS, _REWORDING_WORDS):
+        if any(word in lowered for word in words):
+            reworded = pattern.sub(replacement, clause)
+            if reworded != clause:
+                clause, lowered = reworded, reworded.lower()
     return clause
 
 

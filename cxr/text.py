@@ -174,7 +174,8 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
 
 def normalise_whitespace(text: str) -> str:
     """Collapse runs of whitespace (line breaks included) to single spaces."""
-    return _WHITESPACE.sub(" ", text).strip()
+    # str.split() and re's \s agree on what whitespace is (both Py_UNICODE_ISSPACE).
+    return " ".join(text.split())
 
 
 def split_sentences(text: str) -> list[str]:
