@@ -75,14 +75,30 @@
   });
 
   // After a swap the old row is gone: put the focus back where the reader was.
-  document.body.addEventListener("htmx:afterSettle", () => {
+  // Only a swap of that row (or around it) moves the focus: another part of the page settling
+  // (history, progress) must not move the caret of a reader who is already typing.
+  document.body.addEventListener("htmx:afterSettle", (e) => {
     const row = currentRow();
     if (!row) return;
     row.classList.add("current");
+    const swapped = e.target;
+    if (swapped instanceof Element && swapped !== document.body && !swapped.contains(row) && !row.contains(swapped)) return;
     const area = row.querySelector("textarea[name=text]");
-    if (area) { area.focus(); area.setSelectionRange(area.value.length, area.value.length); }
+    if (area) editHere(area);
     else if (!row.contains(document.activeElement)) row.focus({ preventScroll: true });
   });
+  // An editor arriving in a swap takes the focus with the caret at the end in the same task as
+  // the swap, before the browser's own autofocus: keys typed at once are never split by a later
+  // caret move (settling comes 20 ms after the swap).
+  document.body.addEventListener("htmx:afterSwap", () => {
+    const area = currentRow()?.querySelector("textarea[name=text]");
+    if (area) editHere(area);
+  });
+  function editHere(area) {
+    if (document.activeElement === area) return;  // already there: leave the caret alone
+    area.focus();
+    area.setSelectionRange(area.value.length, area.value.length);
+  }
 
   // The history panel reloads after a change only while it is open.
   document.body.addEventListener("chainChanged", () => {
