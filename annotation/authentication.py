@@ -15,26 +15,28 @@ from annotation import services
 
 
 @cache
-def _token_query() -> tuple[str, list[str]]:
+def _token_query() -> tuple[str, list[str], list[Any]]:
     """SQL for the user holding a token key, with their group names and the token's creation
-    time last; and the user's field names, in the order of its columns.
+    time last; and the user's field names and converters (`services.model_columns`).
 
     Written out, not built by the ORM: every API request runs it, and composing the same
     select_related query each time cost more CPU than everything else in the token check.
     """
-    quote = connection.ops.quote_name
     user_model = get_user_model()
-    fields = user_model._meta.concrete_fields
-    columns = ", ".join(f"u.{quote(f.column)}" for f in fields)
-    membership = user_model.groups.through._meta.db_table  # type: ignore[attr-defined]
+    columns, names, converters = services.model_columns(user_model, "u")
+    membership = user_model.groups.through  # type: ignore[attr-defined]
+    table, col = services.sql_table, services.sql_column
+    user_id = col(user_model, user_model._meta.pk.name)
     sql = (
         f"SELECT {columns}, "
-        f"ARRAY(SELECT g.name FROM {quote(Group._meta.db_table)} g "
-        f"JOIN {quote(membership)} m ON m.group_id = g.id WHERE m.user_id = u.id), t.created "
-        f"FROM {quote(Token._meta.db_table)} t "
-        f"JOIN {quote(user_model._meta.db_table)} u ON u.id = t.user_id WHERE t.key = %s"
+        f"ARRAY(SELECT g.{col(Group, 'name')} FROM {table(Group)} g "
+        f"JOIN {table(membership)} m ON m.{col(membership, 'group')} = g.{col(Group, 'id')} "
+        f"WHERE m.{col(membership, 'user')} = u.{user_id}), t.{col(Token, 'created')} "
+        f"FROM {table(Token)} t "
+        f"JOIN {table(user_model)} u ON u.{user_id} = t.{col(Token, 'user')} "
+        f"WHERE t.{col(Token, 'key')} = %s"
     )
-    return sql, [f.attname for f in fields]
+    return sql, names, converters
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
@@ -47,14 +49,14 @@ class TokenAuthentication(authentication.TokenAuthentication):
     model = Token
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Token]:
-        sql, names = _token_query()
+        sql, names, converters = _token_query()
         with connection.cursor() as cursor:
             cursor.execute(sql, [key])
             row = cursor.fetchone()
         if row is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         *values, group_names, created = row
-        user = get_user_model().from_db(connection.alias, names, values)
+        user = services.instance_from_row(get_user_model(), names, converters, values)
         if not user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
         services.remember_roles(user, group_names)

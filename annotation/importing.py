@@ -68,6 +68,7 @@ class ProblemCounts:
     """Counts of a result's `problems` by kind (imports and mining runs report alike)."""
 
     problems: list[Problem]
+    report_path: Path | None
 
     @property
     def rejected(self) -> int:
@@ -76,6 +77,15 @@ class ProblemCounts:
     @property
     def warnings(self) -> int:
         return sum(1 for p in self.problems if p.kind == "warning")
+
+    def _summary_tail(self, extras: list[str]) -> str:
+        """`extras` and the warnings count in brackets, then where the full report is."""
+        if self.warnings:
+            extras = [*extras, f"{self.warnings} warnings"]
+        text = f" ({', '.join(extras)})" if extras else ""
+        if self.report_path is not None:
+            text += f": see {self.report_path}"
+        return text
 
 
 @dataclass
@@ -89,16 +99,8 @@ class ImportResult(ProblemCounts):
 
     def summary(self) -> str:
         text = f"Imported {self.imported} cases, {self.rejected} rejected"
-        extras = []
-        if self.duplicates:
-            extras.append(f"{self.duplicates} already present")
-        if self.warnings:
-            extras.append(f"{self.warnings} warnings")
-        if extras:
-            text += f" ({', '.join(extras)})"
-        if self.report_path is not None:
-            text += f": see {self.report_path}"
-        return text
+        extras = [f"{self.duplicates} already present"] if self.duplicates else []
+        return text + self._summary_tail(extras)
 
 
 class RecordError(ValueError):

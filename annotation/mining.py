@@ -96,13 +96,7 @@ class MiningResult(ProblemCounts):
             extras.append(f"{self.duplicates} already present")
         if self.llm_errors:
             extras.append(f"{len(self.llm_errors)} LLM chains fell back to rules")
-        if self.warnings:
-            extras.append(f"{self.warnings} warnings")
-        if extras:
-            text += f" ({', '.join(extras)})"
-        if self.report_path is not None:
-            text += f": see {self.report_path}"
-        return text
+        return text + self._summary_tail(extras)
 
     def as_dict(self) -> dict[str, Any]:
         """What a job keeps (JSON), for the Mining page."""

@@ -150,9 +150,19 @@ def can_review_chain(user: Any, chain: Chain, *, assigned: bool | None = None) -
 # are assigned to (one assignment per chain and reader, so the join makes no duplicates).
 
 
-def _model_columns(model: type[Model], alias: str) -> tuple[str, list[str], list[Any]]:
+def sql_table(model: type[Model]) -> str:
+    """`model`'s table name, quoted for SQL."""
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def sql_column(model: type[Model], name: str) -> str:
+    """The column of `model`'s field `name`, quoted for SQL."""
+    return connection.ops.quote_name(model._meta.get_field(name).column)
+
+
+def model_columns(model: type[Model], alias: str) -> tuple[str, list[str], list[Any]]:
     """`model`'s concrete columns prefixed with `alias`, their attribute names, and for each
-    a converter from the database value (or None)."""
+    a converter from the database value (or None): what `instance_from_row` needs."""
     quote = connection.ops.quote_name
     fields = model._meta.concrete_fields
     columns = ", ".join(f"{alias}.{quote(f.column)}" for f in fields)
@@ -164,18 +174,17 @@ def _model_columns(model: type[Model], alias: str) -> tuple[str, list[str], list
     return columns, [f.attname for f in fields], converters
 
 
-def _load(model: type[Model], names: list[str], converters: list[Any], values: Sequence[Any]) -> Any:
+def instance_from_row(model: type[Model], names: list[str], converters: list[Any], values: Sequence[Any]) -> Any:
+    """A `model` instance from a row of `model_columns`, converted as the ORM would."""
     values = [v if c is None else c(v) for c, v in zip(converters, values)]
     return model.from_db(connection.alias, names, values)
 
 
 @cache
 def _assigned_chain_query() -> tuple[str, list[str], list[Any], list[str], list[Any]]:
-    quote = connection.ops.quote_name
-    table = lambda model: quote(model._meta.db_table)  # noqa: E731
-    col = lambda model, name: quote(model._meta.get_field(name).column)  # noqa: E731
-    chain_columns, chain_names, chain_converters = _model_columns(Chain, "c")
-    step_columns, step_names, step_converters = _model_columns(Step, "s")
+    table, col = sql_table, sql_column
+    chain_columns, chain_names, chain_converters = model_columns(Chain, "c")
+    step_columns, step_names, step_converters = model_columns(Step, "s")
     user_model = get_user_model()
     sql = (
         f"SELECT {chain_columns}, k.{col(Case, 'uuid')}, d.{col(user_model, user_model.USERNAME_FIELD)}, "
@@ -184,7 +193,7 @@ def _assigned_chain_query() -> tuple[str, list[str], list[Any], list[str], list[
         f"JOIN {table(Assignment)} a ON a.{col(Assignment, 'chain')} = c.{col(Chain, 'id')} "
         f"AND a.{col(Assignment, 'reader')} = %s "
         f"JOIN {table(Case)} k ON k.{col(Case, 'id')} = c.{col(Chain, 'case')} "
-        f"LEFT JOIN {table(user_model)} d ON d.{quote(user_model._meta.pk.column)} = c.{col(Chain, 'decided_by')} "
+        f"LEFT JOIN {table(user_model)} d ON d.{col(user_model, user_model._meta.pk.name)} = c.{col(Chain, 'decided_by')} "
         f"LEFT JOIN {table(Chain)} f ON f.{col(Chain, 'id')} = c.{col(Chain, 'derived_from')} "
         f"LEFT JOIN {table(Step)} s ON s.{col(Step, 'chain')} = c.{col(Chain, 'id')} AND NOT s.{col(Step, 'deleted')} "
         f"WHERE c.{col(Chain, 'uuid')} = %s ORDER BY s.{col(Step, 'position')}"
@@ -203,7 +212,7 @@ def assigned_chain(reader: Any, uuid: uuid_module.UUID) -> Chain | None:
         return None
     width = len(chain_names)
     first = rows[0]
-    chain = _load(Chain, chain_names, chain_converters, first[:width])
+    chain = instance_from_row(Chain, chain_names, chain_converters, first[:width])
     case_uuid, decider, source_uuid = first[width : width + 3]
     chain.case = Case.from_db(connection.alias, ["id", "uuid"], [chain.case_id, case_uuid])
     if chain.decided_by_id is not None:
@@ -217,7 +226,7 @@ def assigned_chain(reader: Any, uuid: uuid_module.UUID) -> Chain | None:
     for row in rows:
         if row[width + 3] is None:  # the LEFT JOIN's row for a chain with no live steps
             continue
-        step = _load(Step, step_names, step_converters, row[width + 3 :])
+        step = instance_from_row(Step, step_names, step_converters, row[width + 3 :])
         step.chain = chain
         steps.append(step)
     chain.live_step_list = steps
@@ -226,10 +235,8 @@ def assigned_chain(reader: Any, uuid: uuid_module.UUID) -> Chain | None:
 
 @cache
 def _assigned_step_query() -> tuple[str, list[str], list[Any]]:
-    quote = connection.ops.quote_name
-    table = lambda model: quote(model._meta.db_table)  # noqa: E731
-    col = lambda model, name: quote(model._meta.get_field(name).column)  # noqa: E731
-    step_columns, step_names, step_converters = _model_columns(Step, "s")
+    table, col = sql_table, sql_column
+    step_columns, step_names, step_converters = model_columns(Step, "s")
     sql = (
         f"SELECT {step_columns}, c.{col(Chain, 'uuid')}, c.{col(Chain, 'status')} "
         f"FROM {table(Step)} s JOIN {table(Chain)} c ON c.{col(Chain, 'id')} = s.{col(Step, 'chain')} "
@@ -249,7 +256,7 @@ def assigned_step(reader: Any, uuid: uuid_module.UUID) -> Step | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    step = _load(Step, step_names, step_converters, row[:-2])
+    step = instance_from_row(Step, step_names, step_converters, row[:-2])
     step.chain = Chain.from_db(connection.alias, ["id", "uuid", "status"], [step.chain_id, *row[-2:]])
     step.assigned = True
     return step
