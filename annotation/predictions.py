@@ -43,7 +43,7 @@ from cxr.radrscore import (
     compatible,
     findings_from_steps,
     findings_from_text,
-    score_reasoning,
+    judge_output,
 )
 
 METRICS = ("accuracy", "factuality", "completeness", "effectiveness", "radrscore")
@@ -216,14 +216,20 @@ def reference_chain(case: Case) -> Chain | None:
     )
 
 
-def _reference_findings(case: Case, cache: dict[int, list[KeyFinding]]) -> list[KeyFinding]:
+@dataclass(frozen=True)
+class _Reference:
+    steps: list[str]  # the reference chain's live step texts
+    findings: list[KeyFinding]  # theirs, with those the gold answer states
+
+
+def _reference(case: Case, cache: dict[int, _Reference]) -> _Reference:
     if case.pk not in cache:
         chain = reference_chain(case)
         steps = [s.text for s in chain.live_steps()] if chain else []
         found = findings_from_steps(steps)
         gold = case.answer if case.options else ", ".join(case.answer)
         found += [f for f in answer_findings(case.question, gold) if f not in found]
-        cache[case.pk] = found
+        cache[case.pk] = _Reference(steps, found)
     return cache[case.pk]
 
 
@@ -261,7 +267,7 @@ def _finding_dicts(value: Any) -> list[dict[str, str]]:
 
 
 def _prepare(
-    line: int, record: dict[str, Any], case: Case, cache: dict[int, list[KeyFinding]]
+    line: int, record: dict[str, Any], case: Case, cache: dict[int, _Reference]
 ) -> _Row:
     if record.get("error"):
         raise _Rejected("error", f"generation failed for this case: {record['error']}")
@@ -289,12 +295,15 @@ def _prepare(
         if scores.get("accuracy") is None and correct is not None:
             scores["accuracy"] = float(correct)
     else:
-        stated = answer_findings(case.question, parsed.letters if options else parsed.answer_text)
-        score = score_reasoning(
+        reference = _reference(case, cache)
+        score = judge_output(
             parsed.steps,
-            _reference_findings(case, cache),
+            reference.findings,
+            question=case.question,
+            letters=parsed.letters if options else (),
+            answer_text=parsed.answer_text,
             report=case.report.text if case.report else None,
-            answer=stated,
+            reference_steps=reference.steps,
         )
         scores = {
             "accuracy": None if correct is None else float(correct),
@@ -304,6 +313,7 @@ def _prepare(
         for name in ("matched", "missed", "contradicted", "invented"):
             details[name] = [f.as_dict() for f in getattr(score, name)]
         details["effective_steps"] = score.effective_steps
+        details["parts"] = score.parts  # what each component is made of
     if isinstance(record.get("settings"), dict):
         details["settings"] = record["settings"]
     details["case_ref"] = {n: record[n] for n in (*UUID_FIELDS, *ITEM_FIELDS) if record.get(n)}
@@ -396,7 +406,7 @@ def import_predictions(
     result = PredictionImport()
     lines = _read(path)
     index = _CaseIndex((r for _, r, _ in lines if r is not None), source)
-    cache: dict[int, list[KeyFinding]] = {}
+    cache: dict[int, _Reference] = {}
     prepared: list[_Row] = []
     seen: set[int] = set()
     settings_seen: dict[str, Any] | None = None

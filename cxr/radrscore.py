@@ -627,6 +627,42 @@ def _combine(
     return value, {"shares": kept, "weights": weights}  # type: ignore[dict-item]
 
 
+# What the offline judge gives a model that asserts no finding while the reference or the report
+# does: the paper's judge, reading such outputs' topics, gives them about half.
+JUDGE_NO_FINDINGS_FACTUALITY: Final = 0.5
+
+
+def judge_output(
+    steps: list[str],
+    reference_findings: Sequence[KeyFinding | Mapping[str, object]],
+    *,
+    question: str,
+    letters: Sequence[str] = (),
+    answer_text: str = "",
+    report: str | None = None,
+    reference_steps: Sequence[str] = (),
+) -> RadRScore:
+    """The offline judge's RadRScore of one parsed model output: one setting for every caller.
+
+    `python -m inference score` and the workbench's prediction import both call this, so a
+    prediction scores the same whichever way it came in. The final answer's findings come from
+    its `letters` (else its `answer_text`) read against `question`; the reference chain's text
+    (`reference_steps`) weighs the wording; a model asserting nothing gets
+    `JUDGE_NO_FINDINGS_FACTUALITY`. Rewards (`training.rewards`) call `score_reasoning` directly,
+    where silence must earn nothing.
+    """
+    stated = answer_findings(question, list(letters) or answer_text)
+    return score_reasoning(
+        steps,
+        reference_findings,
+        report=report or None,
+        answer=stated,
+        reference_steps=reference_steps,
+        answer_text=answer_text,
+        no_findings_factuality=JUDGE_NO_FINDINGS_FACTUALITY,
+    )
+
+
 def score_reasoning(
     pred_steps: list[str],
     reference_findings: Sequence[KeyFinding | Mapping[str, object]],

@@ -22,7 +22,7 @@ import cxr.radrscore
 from cxr import labeler
 from cxr.output import ParsedOutput, is_correct, parse_output
 from cxr.questions import parse_question
-from cxr.radrscore import KeyFinding, answer_findings, findings_from_steps, score_reasoning
+from cxr.radrscore import KeyFinding, answer_findings, findings_from_steps, judge_output
 from inference.records import answer_of, question_of, reference_steps, report_of
 
 SCORE_FIELDS = ("accuracy", "factuality", "completeness", "effectiveness", "radrscore")
@@ -47,15 +47,14 @@ class OfflineJudge:
     def score(
         self, row: dict[str, Any], parsed: ParsedOutput, reference: list[KeyFinding]
     ) -> dict[str, Any]:
-        stated = answer_findings(question_of(row), parsed.letters or parsed.answer_text)
-        score = score_reasoning(
+        score = judge_output(
             parsed.steps,
             reference,
-            report=report_of(row) or None,
-            answer=stated,
-            reference_steps=_case(row).steps,
+            question=question_of(row),
+            letters=parsed.letters,
             answer_text=parsed.answer_text,
-            no_findings_factuality=0.5,  # the paper's judge gives such outputs about that
+            report=report_of(row),
+            reference_steps=_case(row).steps,
         )
         return score.as_dict()
 

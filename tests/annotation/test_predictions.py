@@ -67,7 +67,10 @@ def test_it_imports_predictions_with_scores_and_model_chains(
     good = Prediction.objects.get(run=run, case=cases[0])
     assert good.answer == ["A"] and good.correct is True and good.accuracy == 1.0
     assert (good.latency_ms, good.prompt_tokens, good.completion_tokens) == (812.5, 300, 40)
-    assert good.completeness == 1.0 and good.factuality == 1.0
+    # Every reference finding recalled, every finding supported; the wording weighs in too.
+    assert good.details["parts"]["completeness"]["shares"]["findings"] == 1.0
+    assert good.details["parts"]["factuality"]["shares"]["findings"] == 1.0
+    assert min(good.completeness, good.factuality) > 0.7
     assert good.details["judge"] == "offline"
     assert {"observation": "Pleural Effusion", "status": "present"} in good.details["matched"]
 
@@ -364,3 +367,30 @@ def test_it_finds_cases_by_their_fields_when_rows_carry_no_id(db: Any, tmp_path:
     result = predictions.import_predictions(_file(tmp_path, [row]), run="r", source="no-ids")
     assert (result.created, result.rejected) == (1, 0)
     assert Prediction.objects.get().correct is True
+
+
+def test_an_unscored_row_scores_as_the_score_command_scores_it(
+    cases: list[Any], tmp_path: Path
+) -> None:
+    """The workbench and `python -m inference score` run one offline judge with one setting."""
+    from inference.scoring import score_row
+
+    case = cases[0]
+    partial = "<think>\nThe costophrenic angles need review.\nThere is a pleural effusion.\n</think>\n<answer>A</answer>"
+    predictions.import_predictions(
+        _file(tmp_path, [{"case_id": str(case.uuid), "pred": partial}]), run="r"
+    )
+    imported = Prediction.objects.get()
+    cli = score_row(
+        {
+            "pred": partial,
+            "question": case.question,
+            "answer": case.answer,
+            "reason_steps": list(REFERENCE_STEPS),
+            "original_report": case.report.text,
+        }
+    )
+    assert imported.radrscore is not None and 0 < imported.radrscore < 1
+    for name in predictions.METRICS:
+        assert getattr(imported, name) == pytest.approx(cli[name], abs=1e-6), name
+    assert imported.details["missed"] == cli["missed"]

@@ -49,3 +49,23 @@ def test_the_real_predictions_import_and_reimport(db: Any, tmp_path: Path) -> No
     assert {row.task for row in rows} == {"binary", "single", "multi", "open", "all"}
     first = json.loads(scored.read_text(encoding="utf-8").splitlines()[0])
     assert first["judge"] == "offline"
+
+    # The same rows without their scores, scored by the import itself: the same numbers.
+    unscored = tmp_path / "unscored.jsonl"
+    unscored.write_text(
+        "".join(
+            json.dumps({k: v for k, v in row.items() if k not in predictions.METRICS}) + "\n"
+            for row in map(json.loads, scored.read_text(encoding="utf-8").splitlines())
+        ),
+        encoding="utf-8",
+    )
+    here = predictions.import_predictions(unscored, run="rescored", source="radrbench-dev")
+    assert here.created == 468, here.problems[:5]
+    by_cli = {p.case_id: p for p in Prediction.objects.filter(run__name="chestx-reasoner-7b")}
+    differing = [
+        (p.case_id, name)
+        for p in Prediction.objects.filter(run__name="rescored")
+        for name in predictions.METRICS
+        if getattr(p, name) != pytest.approx(getattr(by_cli[p.case_id], name), abs=1e-6)
+    ]
+    assert not differing, differing[:5]
