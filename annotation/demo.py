@@ -13,9 +13,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from annotation import services, synthetic
+from annotation import predictions, services, synthetic
 from annotation.importing import ImportResult, import_cases
-from annotation.models import Case, Chain, Role
+from annotation.models import Case, Chain, ModelRun, Role
 
 SOURCE = "demo"
 USERS = [
@@ -184,3 +184,98 @@ def seed() -> ImportResult | None:
     with transaction.atomic():
         services.assign_chains(Chain.objects.filter(case__source=SOURCE), alice, by=curator)
     return result
+
+
+# Two demo model runs answering the demo cases, so that the leaderboard, the side-by-side page and
+# model-chain review have something to show. They go through `import_predictions` (scored on
+# import by the offline judge) like any real run. The "SFT" model is mostly right; the base model
+# misses and invents findings and gets more answers wrong.
+RUNS: list[tuple[str, str]] = [
+    ("demo-sft-3b", "demo/qwen2.5-vl-3b-sft"),
+    ("demo-base-3b", "demo/qwen2.5-vl-3b-base"),
+]
+
+
+def _think(steps: str, answer: str) -> str:
+    return f"<think>\n{steps}\n</think>\n<answer>{answer}</answer>"
+
+
+PREDICTIONS: dict[str, tuple[str, str]] = {
+    # item_id: (SFT model output, base model output)
+    "demo-001": (
+        _think("The right costophrenic angle is blunted with a meniscus at the right base.\nThere is a moderate right pleural effusion.\nThe left costophrenic angle is sharp.", "A) Yes"),
+        "To detect a pleural effusion, look for blunting of the costophrenic angles. Both costophrenic angles are sharp. There is no pleural effusion. Answer: B) No",
+    ),
+    "demo-002": (
+        _think("Lung markings extend to the chest wall on both sides.\nNo visceral pleural line is seen.\nThere is no pneumothorax.", "B) No"),
+        _think("A pneumothorax appears as a pleural line with no lung markings beyond it.\nNo pleural line is visible.", "B"),
+    ),
+    "demo-003": (
+        _think("An endotracheal tube terminates above the carina.\nA nasogastric tube passes below the diaphragm.\nA left chest tube is present.", "A) Yes"),
+        _think("Support devices are tubes, lines and pacemakers.\nA tube projects over the trachea.", "A"),
+    ),
+    "demo-004": (
+        _think("No pleural line: no pneumothorax.\nThe right costophrenic angle is blunted by fluid: pleural effusion.\nThe ribs are intact.\nThe heart is normal in size.", "B) Pleural Effusion"),
+        _think("The heart appears enlarged.\nThere is a small right pleural effusion.", "B, D"),
+    ),
+    "demo-005": (
+        _think("A well-defined round opacity projects over the left upper zone, a nodule.\nThere is no consolidation and no edema.", "B) Lung Lesion"),
+        _think("There is volume loss in the left upper lobe, consistent with atelectasis.\nNo edema.", "D) Atelectasis"),
+    ),
+    "demo-006": (
+        _think("Dense consolidation in the right lower zone suggests pneumonia.\nNo pleural line: no pneumothorax.\nNo tubes or lines are seen.", "A) Pneumonia"),
+        _think("There is an opacity in the right lower lobe, which may represent pneumonia.\nThe mediastinum is not widened.", "A"),
+    ),
+    "demo-007": (
+        _think("The cardiac silhouette is enlarged: cardiomegaly.\nVascular congestion and interstitial opacities indicate pulmonary edema.\nBoth costophrenic angles are blunted: small bilateral effusions.\nNo pneumothorax.", "A, B, D"),
+        _think("The heart is enlarged.\nThere are small bilateral pleural effusions.\nThe lungs are otherwise clear.", "A, D"),
+    ),
+    "demo-008": (
+        _think("There is right lower lobe airspace consolidation.\nNo rib fracture.\nThe heart is normal in size.", "A) Consolidation"),
+        _think("Right lower lobe consolidation is present, consistent with pneumonia.\nNo fracture is seen.", "A, C"),
+    ),
+    "demo-009": (
+        _think("The heart is enlarged.\nThere is vascular congestion with interstitial edema.\nSmall bilateral pleural effusions.\nNo pneumothorax.", "cardiomegaly, edema, pleural effusion"),
+        _think("The heart is enlarged.\nThe lungs are clear.", "cardiomegaly"),
+    ),
+    "demo-010": (
+        _think("The heart and mediastinum are normal.\nThe lungs are clear.\nNo effusion or pneumothorax.", "no finding"),
+        _think("The heart is mildly enlarged.\nThe lungs are clear.", "cardiomegaly"),
+    ),
+    "demo-011": (
+        _think("On the prior image a large right pleural effusion reaches the mid zone.\nOn the current image the effusion is small.\nThe effusion has decreased.", "A) Improving"),
+        _think("A right pleural effusion is present on both images.", "B) Stable"),
+    ),
+    "demo-012": (
+        _think("The prior shows patchy opacity at the right base.\nThe current shows larger right lower lobe consolidation.", "B) Stable"),
+        _think("The consolidation in the right lung is larger on the current image.\nIt has worsened.", "C) Worsening"),
+    ),
+}
+
+
+def seed_runs() -> list[predictions.PredictionImport]:
+    """Import the demo runs that are not there yet (scored on import), and send the base model's
+    three lowest-scoring chains to the second radiologist for review."""
+    results = []
+    curator = get_user_model().objects.get(username="carol")
+    with tempfile.TemporaryDirectory(prefix="demo-runs-") as tmp:
+        for index, (name, checkpoint) in enumerate(RUNS):
+            if ModelRun.objects.filter(name=name).exists():
+                continue
+            path = Path(tmp) / f"{name}.jsonl"
+            path.write_text(
+                "".join(
+                    json.dumps({"item_id": item, "pred": outputs[index], "model": name}) + "\n"
+                    for item, outputs in PREDICTIONS.items()
+                ),
+                encoding="utf-8",
+            )
+            result = predictions.import_predictions(
+                path, run=name, checkpoint=checkpoint, source=SOURCE, user=curator
+            )
+            results.append(result)
+            if index == 1:
+                bob = get_user_model().objects.get(username="bob")
+                with transaction.atomic():
+                    predictions.send_to_review(result.run, bob, by=curator, mode="lowest", count=3)
+    return results

@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from annotation import demo
-from annotation.models import Assignment, Case, Chain
+from annotation.models import Assignment, Case, Chain, ModelRun
 
 
 def client_for(user: Any) -> Client:
@@ -90,9 +90,27 @@ def test_the_demo_creates_users_and_cases_once(db: Any, settings: Any, capsys: A
     temporal = Case.objects.filter(task_type="temporal").first()
     assert [ci.label for ci in temporal.case_images.all()] == ["prior", "current"]
     assert Assignment.objects.filter(reader__username="alice").count() == 12
+    # Two model runs to compare, scored on import; the base model's three worst chains for bob.
+    assert "Model run demo-sft-3b: Imported 12 predictions" in out
+    sft, base = (ModelRun.objects.get(name=name) for name, _ in demo.RUNS)
+    assert sft.predictions.count() == base.predictions.count() == 12
+    mean = {
+        run.name: sum(p.radrscore for p in run.predictions.all()) / 12 for run in (sft, base)
+    }
+    accuracy = {run.name: sum(p.correct for p in run.predictions.all()) for run in (sft, base)}
+    assert mean["demo-sft-3b"] > mean["demo-base-3b"]
+    assert accuracy["demo-sft-3b"] > accuracy["demo-base-3b"]
+    sent = Assignment.objects.filter(reader__username="bob").select_related("chain")
+    assert sent.count() == 3 and all(a.chain.origin == Chain.Origin.MODEL for a in sent)
+    lowest = sorted(base.predictions.all(), key=lambda p: p.radrscore)[:3]
+    assert {a.chain_id for a in sent} == {p.chain_id for p in lowest}
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="bob"))
+    page = client.get(reverse("annotation:queue")).content.decode()
+    assert page.count('data-origin="model"') == 3 and "Model run" in page
     call_command("seed_demo")
     assert "already present" in capsys.readouterr().out
-    assert Case.objects.count() == 12
+    assert Case.objects.count() == 12 and ModelRun.objects.count() == 2
     settings.DEBUG = False
     with pytest.raises(CommandError, match="DJANGO_DEBUG"):
         call_command("seed_demo")

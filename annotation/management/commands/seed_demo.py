@@ -7,7 +7,10 @@ from annotation import demo
 
 
 class Command(BaseCommand):
-    help = "Create demo users (one per role) and a dozen demo cases assigned to the demo radiologist."
+    help = (
+        "Create demo users (one per role), a dozen demo cases assigned to the demo radiologist, "
+        "and two demo model runs to compare"
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--force", action="store_true", help="Allow with DJANGO_DEBUG off")
@@ -20,6 +23,8 @@ class Command(BaseCommand):
             self.stdout.write("Demo cases already present.")
         else:
             self.stdout.write(result.summary())
+        for run in demo.seed_runs():
+            self.stdout.write(f"Model run {run.run.name}: {run.summary()}")
         self.stdout.write("Demo logins (username / password / role):")
         for username, role, password in demo.USERS:
             self.stdout.write(f"  {username} / {password} / {role}")
