@@ -13,9 +13,10 @@ module, offline, with `cxr.labeler` turning text into findings (observation + st
   that asserts findings is effective when the reference supports one of them and contradicts
   none; a step asserting findings the reference never discusses is ineffective. A step that
   asserts nothing ("Next, examine the costophrenic angles for blunting") is effective when it
-  examines an observation the reference discusses, and left out of the count when it touches
-  none: filler ("The image is labelled AP") neither helps nor hurts (counting it as ineffective
-  agreed less with the paper's judge on its released outputs). A step whose findings the
+  examines an observation the reference discusses and ineffective when it examines only others
+  (the reference does not support it); filler that names no observation at all ("The image is
+  labelled AP") is left out of the count, neither helping nor hurting (counting it as
+  ineffective agreed less with the paper's judge on its released outputs). A step whose findings the
   reference never discusses is judged by the report instead (effective when the report supports
   it), as the paper's judge credits true statements beyond the chain;
 - **radrscore**: the mean of the three.
@@ -736,7 +737,8 @@ def score_reasoning(
     )
 
     # Effectiveness: steps that the reference supports. A step that asserts nothing counts when
-    # it examines an observation the reference discusses; filler is left out of the count.
+    # it examines an observation the reference discusses (else not); filler, which names no
+    # observation, is left out of the count.
     supports = _Evidence(reference)
     discussed = set(supports.statuses)
     flags: list[bool | None] = []
@@ -747,7 +749,7 @@ def score_reasoning(
                 verdicts = {facts.verdict(f) for f in reading.findings}
             flags.append("supported" in verdicts and "contradicted" not in verdicts)
         else:
-            flags.append(True if reading.topics & discussed else None)
+            flags.append(bool(reading.topics & discussed) if reading.topics else None)
     counted = [flag for flag in flags if flag is not None]
     effectiveness, effectiveness_part = _combine(
         {"findings": _ratio(sum(counted), len(counted), empty=0.0)}, {"findings": 1.0}

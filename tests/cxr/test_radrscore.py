@@ -110,6 +110,16 @@ def test_steps_that_only_say_what_to_look_for_assert_nothing() -> None:
     assert score.invented == []
 
 
+def test_a_step_examining_only_what_the_reference_never_discusses_is_ineffective() -> None:
+    steps = [
+        "Next, look for rib fractures along each rib.",  # the reference never discusses bones
+        "There is a left pleural effusion.",
+    ]
+    score = score_reasoning(steps, REFERENCE, report=REPORT)
+    assert score.effective_steps == [False, True]
+    assert score.effectiveness == 0.5
+
+
 def test_filler_steps_are_left_out_of_effectiveness() -> None:
     steps = ["The image is labelled AP portable.", "There is a left pleural effusion."]
     score = score_reasoning(steps, REFERENCE, report=REPORT)
