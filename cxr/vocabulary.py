@@ -313,10 +313,11 @@ OBSERVATIONS: Final[dict[str, Observation]] = {
             SUPPORT_DEVICES,
             terms=(
                 r"tubes?",
-                # Not the pleural line of a pneumothorax, nor Kerley, septal or fracture lines,
-                # nor the anatomical reference lines ("mid-sternal line").
+                # Not the pleural line of a pneumothorax, nor Kerley, septal, interstitial
+                # ("short horizontal lines" of edema) or fracture lines, nor the anatomical
+                # reference lines ("mid-sternal line").
                 r"(?<!pleural )(?<!septal )(?<!kerley b )(?<!kerley )(?<!fracture )(?<!sternal )"
-                r"(?<!clavicular )(?<!axillary )lines?",
+                r"(?<!clavicular )(?<!axillary )(?<!horizontal )(?<!interstitial )lines?",
                 r"(?:(?:pacing|epicardial|guide) |guide)wires?",  # not sternotomy wires
                 r"catheters?",
                 r"picc",

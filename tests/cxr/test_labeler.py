@@ -229,7 +229,10 @@ def test_it_reads_ruling_out_as_a_denial_and_a_request_as_uncertain(
 
 
 def test_it_does_not_take_the_pleural_line_for_a_device() -> None:
-    statuses = _statuses("A visceral pleural line is seen. Kerley B lines. Mid-sternal line.")
+    statuses = _statuses(
+        "A visceral pleural line is seen. Kerley B lines. Mid-sternal line. "
+        "Short horizontal lines at the bases. Interstitial lines."
+    )
     assert "Support Devices" not in statuses
     assert _statuses("Right IJ line in the SVC.")["Support Devices"] == PRESENT
 
