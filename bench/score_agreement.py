@@ -13,6 +13,8 @@ effectiveness, RadRScore, accuracy):
 - the same per-prediction Spearman on two halves of the cases (split by a hash of case_key): the
   weights `cxr.radrscore` gives the wording were chosen on the first ("tuning") half, so the
   second ("held-out") half is the honest figure;
+- how consistent the paper's judge is with itself (its key findings for the same reference,
+  read once per prediction): a ceiling on any agreement with it;
 - predictions scored per second on one core (parse + score, cold caches: every report and
   reference chain labelled once, as `python -m inference score` does on a fresh file).
 
@@ -119,6 +121,36 @@ def load(data: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def judge_self_agreement(rows: list[dict[str, Any]]) -> None:
+    """How consistent the paper's judge is with itself: a ceiling on agreeing with it.
+
+    The judge extracts the reference chain's key findings anew for every prediction, so cases
+    answered by several models show how often it reads the same reference differently.
+    """
+    by_case: dict[str, list[list[Any]]] = defaultdict(list)
+    for row in rows:
+        gt = row.get("judge_gt_key_finding")
+        findings = (
+            gt.get("key_conclusion", gt.get("key_conclusions")) if isinstance(gt, dict) else None
+        )
+        if isinstance(findings, list):
+            by_case[row["case_key"]].append(findings)
+    repeated = [readings for readings in by_case.values() if len(readings) > 1]
+    if not repeated:
+        return
+    differing = sum(
+        len({json.dumps(r, sort_keys=True) for r in readings}) > 1 for readings in repeated
+    )
+    first = [len(readings[0]) for readings in repeated]
+    second = [len(readings[1]) for readings in repeated]
+    print(
+        f"\nThe paper's judge against itself: of {len(repeated)} cases it judged more than once, it "
+        f"read the same reference chain into different key findings {differing} times; the "
+        f"number of reference findings it found agrees between two readings with Spearman "
+        f"{spearman(first, second):.2f} (completeness is recalled / that number)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA, help="folder of the radrbench-dev files")
@@ -186,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
     for component, same in agreements.items():
         print(f"  {component:<14} same ranking on {same} of {len(tasks)} tasks")
+
+    judge_self_agreement(rows)
 
     print(
         f"\nSpeed: {rate:,.0f} predictions/s on one core (parse + score, cold caches; "
