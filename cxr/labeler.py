@@ -137,8 +137,16 @@ class _Sentence:
     def __init__(self, text: str) -> None:
         self.text = text
         self.terminators = [m.span() for m in t.TERMINATOR.finditer(text)]
-        # Stretches whose "no"/"not" negate nothing: pseudo and double negations.
-        self.masked = [m.span() for p in (t.PSEUDO, t.DOUBLE_NEGATION) for m in p.finditer(text)]
+        self._masked: list[tuple[int, int]] | None = None  # found when a trigger first needs them
+
+    @property
+    def masked(self) -> list[tuple[int, int]]:
+        """Stretches whose "no"/"not" negate nothing: pseudo and double negations."""
+        if self._masked is None:
+            self._masked = [
+                m.span() for p in (t.PSEUDO, t.DOUBLE_NEGATION) for m in p.finditer(self.text)
+            ]
+        return self._masked
 
     def clause(self, start: int, end: int) -> tuple[int, int]:
         """The stretch around a mention that negation and uncertainty may reach."""
