@@ -226,9 +226,13 @@ class AssignmentViewSet(
         body.is_valid(raise_exception=True)
         chain, reader = body.validated_data["chain"], body.validated_data["reader"]
         try:
-            services.assign_chains([chain], reader, by=request.user)
+            assigned = services.assign_chains([chain], reader, by=request.user)
         except WorkflowError as exc:
             raise ValidationError({"reader": str(exc)}) from None
+        if assigned.finished:
+            raise ValidationError({"chain": "This chain is already verified or rejected."})
+        if assigned.taken:
+            raise ValidationError({"chain": "Another reader has this chain open or in progress."})
         assignment = Assignment.objects.get(chain=chain, reader=reader)
         return Response(self.get_serializer(assignment).data, status=status.HTTP_201_CREATED)
 

@@ -29,12 +29,20 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, F, Max, Min, Q, QuerySet
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from annotation import services
 from annotation.importing import content_hash
-from annotation.models import Case, Chain, ExportSnapshot, ModelRun, Prediction, Step
+from annotation.models import (
+    Assignment,
+    Case,
+    Chain,
+    ExportSnapshot,
+    ModelRun,
+    Prediction,
+    Step,
+)
 from cxr.output import ParsedOutput, is_correct, parse_output
 from cxr.questions import Option
 from cxr.radrscore import (
@@ -511,16 +519,23 @@ def send_to_review(
     mode: str = "all",
     count: int | None = None,
     seed: int = 0,
-) -> int:
+) -> services.Assigned:
     """Assign the run's open model chains to `reader`: all, a seeded random sample of `count`, or
-    the `count` with the lowest RadRScore. Returns how many assignments were created."""
+    the `count` with the lowest RadRScore, chosen among those no other reader has open or in
+    progress (`Assigned.taken` counts those passed over)."""
     if mode not in SEND_MODES:
         raise ValueError(f"mode must be one of {', '.join(SEND_MODES)}")
     if mode != "all" and (count is None or count < 1):
         raise ValueError("give how many chains to send (a positive count)")
-    predictions = run.predictions.filter(
+    open_chains = run.predictions.filter(
         chain__isnull=False, chain__status__in=[Chain.Status.PENDING, Chain.Status.IN_REVIEW]
     )
+    elsewhere = Assignment.objects.filter(
+        chain=OuterRef("chain"),
+        status__in=[Assignment.Status.OPEN, Assignment.Status.IN_PROGRESS],
+    ).exclude(reader=reader)
+    predictions = open_chains.exclude(Exists(elsewhere))
+    taken = open_chains.count() - predictions.count()
     if mode == "lowest":
         chosen = list(
             predictions.order_by(F("radrscore").asc(nulls_last=True), "id").values_list(
@@ -531,7 +546,8 @@ def send_to_review(
         chosen = list(predictions.order_by("id").values_list("chain_id", flat=True))
         if mode == "sample":
             chosen = random.Random(seed).sample(chosen, min(count or 0, len(chosen)))
-    return services.assign_chains(Chain.objects.filter(pk__in=chosen).order_by("pk"), reader, by=by)
+    done = services.assign_chains(Chain.objects.filter(pk__in=chosen).order_by("pk"), reader, by=by)
+    return services.Assigned(done.created, done.finished, done.taken + taken)
 
 
 # --- the leaderboard ------------------------------------------------------------------------------

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import uuid as uuid_module
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
@@ -272,8 +273,19 @@ def set_role(user: Any, role: str) -> None:
 # --- the queue -------------------------------------------------------------------------------
 
 
+# Chains still open for review: an assignment on any other chain has nothing left to hand out.
+_OPEN_CHAIN: Final = (Chain.Status.PENDING, Chain.Status.IN_REVIEW)
+_FINISHED_CHAIN: Final = (Chain.Status.VERIFIED, Chain.Status.REJECTED)
+_WORKING: Final = (Assignment.Status.OPEN, Assignment.Status.IN_PROGRESS)
+
+
 def queue_counts(reader: Any) -> dict[str, int]:
-    rows = Assignment.objects.filter(reader=reader).values("status").annotate(n=Count("id"))
+    rows = (
+        Assignment.objects.filter(reader=reader)
+        .exclude(status__in=_WORKING, chain__status__in=_FINISHED_CHAIN)
+        .values("status")
+        .annotate(n=Count("id"))
+    )
     counts = {status: 0 for status in Assignment.Status.values}
     counts.update({row["status"]: row["n"] for row in rows})
     return counts
@@ -282,21 +294,24 @@ def queue_counts(reader: Any) -> dict[str, int]:
 def next_chain_for(reader: Any) -> Chain | None:
     """Hand out the reader's next chain: the one in progress, else the oldest open assignment.
 
-    Rows are locked with SKIP LOCKED, so two requests at once (two tabs, two readers sharing
-    a chain) never claim the same open assignment.
+    Only chains still open for review are handed out: one verified or rejected meanwhile (by
+    adjudication, say) is passed over. Rows are locked with SKIP LOCKED, so two requests at
+    once (two tabs) never claim the same open assignment.
     """
     with transaction.atomic():
         in_progress = (
-            Assignment.objects.select_for_update(skip_locked=True)
-            .filter(reader=reader, status=Assignment.Status.IN_PROGRESS)
+            Assignment.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(
+                reader=reader, status=Assignment.Status.IN_PROGRESS, chain__status__in=_OPEN_CHAIN
+            )
             .order_by("started_at", "id")
             .first()
         )
         if in_progress is not None:
             return in_progress.chain
         assignment = (
-            Assignment.objects.select_for_update(skip_locked=True)
-            .filter(reader=reader, status=Assignment.Status.OPEN)
+            Assignment.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(reader=reader, status=Assignment.Status.OPEN, chain__status__in=_OPEN_CHAIN)
             .order_by("assigned_at", "id")
             .first()
         )
@@ -322,22 +337,56 @@ def open_chain(chain: Chain, reader: Any) -> None:
     ReviewEvent.objects.create(chain=chain, actor=reader, action="open")
 
 
-def assign_chains(chains: Iterable[Chain], reader: Any, *, by: Any) -> int:
-    """Assign each chain to `reader` (idempotent); returns how many assignments were created."""
+@dataclass(frozen=True)
+class Assigned:
+    """What `assign_chains` did: chains newly assigned, and those it left alone and why."""
+
+    created: int = 0
+    finished: int = 0  # already verified or rejected: nothing left to review
+    taken: int = 0  # another reader has it open or in progress
+
+    def message(self, reader: Any, what: str = "chains") -> str:
+        text = f"Assigned {self.created} {what} to {reader.get_username()}."
+        reasons = []
+        if self.finished:
+            reasons.append(f"{self.finished} already verified or rejected")
+        if self.taken:
+            reasons.append(f"{self.taken} with another reader")
+        return f"{text} Left alone: {', '.join(reasons)}." if reasons else text
+
+
+def assign_chains(chains: Iterable[Chain], reader: Any, *, by: Any) -> Assigned:
+    """Assign each chain to `reader` (idempotent): a chain is read by one reader at a time.
+
+    A chain already verified or rejected, or open or in progress with another reader, is left
+    alone and counted in the result (a second reader of the same chain would edit it under the
+    first one's hands; double reading gives each reader a private copy instead, see
+    `annotation.reading`). A chain another reader skipped can be assigned again.
+    """
     if not is_radiologist(reader):
         raise WorkflowError(f"{reader} is not a radiologist")
-    created = 0
+    created = finished = taken = 0
     with transaction.atomic():
         for chain in chains:
-            _, new = Assignment.objects.get_or_create(
-                chain=chain, reader=reader, defaults={"assigned_by": by}
+            chain = Chain.objects.select_for_update().get(pk=chain.pk)
+            if Assignment.objects.filter(chain=chain, reader=reader).exists():
+                continue  # already theirs
+            if chain.status in _FINISHED_CHAIN:
+                finished += 1
+                continue
+            if (
+                Assignment.objects.filter(chain=chain, status__in=_WORKING)
+                .exclude(reader=reader)
+                .exists()
+            ):
+                taken += 1
+                continue
+            Assignment.objects.create(chain=chain, reader=reader, assigned_by=by)
+            created += 1
+            ReviewEvent.objects.create(
+                chain=chain, actor=by, action="assign", after={"reader": reader.get_username()}
             )
-            if new:
-                created += 1
-                ReviewEvent.objects.create(
-                    chain=chain, actor=by, action="assign", after={"reader": reader.get_username()}
-                )
-    return created
+    return Assigned(created, finished, taken)
 
 
 def reader_workload() -> list[dict[str, Any]]:
@@ -463,6 +512,7 @@ def _renumber(steps: list[Step]) -> None:
 
 
 __all__ = [
+    "Assigned",
     "StaleVersion",
     "WorkflowError",
     "add_step",

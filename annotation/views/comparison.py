@@ -221,15 +221,18 @@ class SendForm(forms.Form):
 def _run_rows() -> list[dict[str, Any]]:
     runs = (
         ModelRun.objects.select_related("snapshot")
+        # distinct: the join through assignments repeats a prediction once per reader.
         .annotate(
-            n=Count("predictions"),
+            n=Count("predictions", distinct=True),
             in_review=Count(
                 "predictions",
                 filter=Q(predictions__chain__assignments__isnull=False),
                 distinct=True,
             ),
             verified=Count(
-                "predictions", filter=Q(predictions__chain__status=Chain.Status.VERIFIED)
+                "predictions",
+                filter=Q(predictions__chain__status=Chain.Status.VERIFIED),
+                distinct=True,
             ),
         )
         .order_by("name")
@@ -326,9 +329,8 @@ def run_send(request: HttpRequest, run: Any) -> HttpResponse:
     except (ValueError, WorkflowError) as exc:
         messages.error(request, f"Nothing sent: {exc}")
     else:
-        messages.success(
-            request, f"Sent {sent} chains of {run_obj.name} to {data['reader'].get_username()}."
-        )
+        level = messages.success if sent.created else messages.warning
+        level(request, sent.message(data["reader"], f"chains of {run_obj.name}"))
     return redirect("annotation:leaderboard")
 
 

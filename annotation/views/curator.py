@@ -81,7 +81,7 @@ def curator(request: HttpRequest) -> HttpResponse:
                 if second is not None:  # double reading: two private copies, then adjudication
                     double = reading.assign_double(list(targets), reader, second, by=request.user)
                 else:
-                    created = services.assign_chains(list(targets), reader, by=request.user)
+                    assigned = services.assign_chains(list(targets), reader, by=request.user)
             except WorkflowError as exc:
                 messages.error(request, str(exc))
             else:
@@ -96,7 +96,8 @@ def curator(request: HttpRequest) -> HttpResponse:
                             request, f"{len(double.skipped)} skipped: " + "; ".join(double.skipped[:5])
                         )
                 else:
-                    messages.success(request, f"Assigned {created} chains to {reader.get_username()}.")
+                    level = messages.success if assigned.created else messages.warning
+                    level(request, assigned.message(reader))
         return redirect(f"{request.path}?{request.GET.urlencode()}")
     page = Paginator(chains, PAGE).get_page(request.GET.get("page"))
     context = {

@@ -228,3 +228,19 @@ def test_a_researcher_sees_the_images_of_compared_cases_only(
         assert client.get(image_url).status_code == 404
     client.force_login(alice)
     assert client.get(other_url).status_code == 200  # her own assigned case, as before
+
+
+def test_the_runs_table_counts_each_prediction_once(
+    two_runs: Any, alice: Any, bob: Any, carol: Any
+) -> None:
+    from annotation.models import Assignment
+    from annotation.views.comparison import _run_rows
+
+    alpha = two_runs[0]
+    chain = alpha.predictions.first().chain
+    for reader in (alice, bob):  # e.g. skipped by one reader, then given to another
+        Assignment.objects.create(chain=chain, reader=reader, assigned_by=carol)
+    Chain.objects.filter(pk=chain.pk).update(status=Chain.Status.VERIFIED)
+    rows = {row["run"].name: row["run"] for row in _run_rows()}
+    assert (rows["alpha"].n, rows["alpha"].in_review, rows["alpha"].verified) == (4, 1, 1)
+    assert (rows["beta"].n, rows["beta"].in_review, rows["beta"].verified) == (4, 0, 0)

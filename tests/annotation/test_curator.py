@@ -48,6 +48,20 @@ def test_it_assigns_every_chain_matching_the_filter(make_chain: Any, carol: Any,
     assert Assignment.objects.filter(reader=alice).count() == 2
 
 
+def test_it_says_which_chains_it_left_alone(make_chain: Any, carol: Any, alice: Any, bob: Any) -> None:
+    verified = make_chain(status=Chain.Status.VERIFIED)
+    held = make_chain(readers=(bob,))
+    response = client_for(carol).post(
+        reverse("annotation:curator"),
+        {"reader": alice.pk, "scope": "selected", "chains": [str(verified.uuid), str(held.uuid)]},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "Assigned 0 chains to alice." in page
+    assert "1 already verified or rejected, 1 with another reader" in page
+    assert not Assignment.objects.filter(reader=alice).exists()
+
+
 def test_it_refuses_to_assign_to_a_non_radiologist(make_chain: Any, carol: Any, dave: Any) -> None:
     chain = make_chain()
     client_for(carol).post(reverse("annotation:curator"), {"reader": dave.pk, "scope": "selected", "chains": [str(chain.uuid)]})

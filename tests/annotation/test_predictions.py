@@ -204,9 +204,22 @@ def run(cases: list[Any], tmp_path: Path) -> ModelRun:
 def test_it_sends_all_of_a_runs_chains_to_a_radiologist(
     run: ModelRun, alice: Any, carol: Any
 ) -> None:
-    assert predictions.send_to_review(run, alice, by=carol) == 3
-    assert predictions.send_to_review(run, alice, by=carol) == 0  # idempotent
+    assert predictions.send_to_review(run, alice, by=carol).created == 3
+    assert predictions.send_to_review(run, alice, by=carol).created == 0  # idempotent
     assert Assignment.objects.filter(reader=alice, chain__origin=Chain.Origin.MODEL).count() == 3
+
+
+def test_chains_another_reader_holds_are_not_sent_again(
+    run: ModelRun, alice: Any, bob: Any, carol: Any
+) -> None:
+    predictions.send_to_review(run, alice, by=carol, mode="lowest", count=1)
+    sent = predictions.send_to_review(run, bob, by=carol)
+    assert (sent.created, sent.taken) == (2, 1)
+    assert "1 with another reader" in sent.message(bob)
+    held = {a.chain_id for a in Assignment.objects.filter(reader=alice)}
+    assert not held & {a.chain_id for a in Assignment.objects.filter(reader=bob)}
+    lowest = predictions.send_to_review(run, bob, by=carol, mode="lowest", count=1)
+    assert lowest.created == 0  # bob already has every chain alice does not
 
 
 def test_it_sends_the_lowest_scoring_chains(run: ModelRun, alice: Any, carol: Any) -> None:
@@ -217,12 +230,12 @@ def test_it_sends_the_lowest_scoring_chains(run: ModelRun, alice: Any, carol: An
 
 
 def test_a_seeded_sample_is_reproducible(run: ModelRun, alice: Any, bob: Any, carol: Any) -> None:
-    predictions.send_to_review(run, alice, by=carol, mode="sample", count=2, seed=7)
-    predictions.send_to_review(run, bob, by=carol, mode="sample", count=2, seed=7)
-    picked = {
-        reader: set(Assignment.objects.filter(reader=reader).values_list("chain_id", flat=True))
-        for reader in (alice, bob)
-    }
+    picked = {}
+    for reader in (alice, bob):
+        predictions.send_to_review(run, reader, by=carol, mode="sample", count=2, seed=7)
+        assignments = Assignment.objects.filter(reader=reader)
+        picked[reader] = set(assignments.values_list("chain_id", flat=True))
+        assignments.delete()  # free the chains again for the next reader
     assert len(picked[alice]) == 2 and picked[alice] == picked[bob]
 
 

@@ -69,3 +69,41 @@ def test_it_never_hands_one_chain_to_two_readers_unless_both_are_assigned(
         # Each assignment handed out once per reader; a second tab at most resumes the same one.
         assert set(got[reader.pk]) == expected[reader.pk]
     assert not Assignment.objects.exclude(status="skipped").exists()
+
+
+def test_a_finished_chain_is_not_assigned_again(
+    make_chain: Any, alice: Any, bob: Any, carol: Any
+) -> None:
+    done = make_chain(readers=(alice,), status=Chain.Status.VERIFIED)
+    assigned = services.assign_chains([done], bob, by=carol)
+    assert (assigned.created, assigned.finished) == (0, 1)
+    assert "1 already verified or rejected" in assigned.message(bob)
+    assert not Assignment.objects.filter(chain=done, reader=bob).exists()
+
+
+def test_a_chain_another_reader_holds_is_left_with_them(
+    make_chain: Any, alice: Any, bob: Any, carol: Any
+) -> None:
+    held, skipped, free = make_chain(), make_chain(), make_chain()
+    services.assign_chains([held, skipped], alice, by=carol)
+    services.finish_chain(skipped, alice, "skip")  # alice gave it back: it may go to bob
+    assigned = services.assign_chains([held, skipped, free], bob, by=carol)
+    assert (assigned.created, assigned.taken, assigned.finished) == (2, 1, 0)
+    assert set(Assignment.objects.filter(reader=bob).values_list("chain_id", flat=True)) == {
+        skipped.pk,
+        free.pk,
+    }
+    again = services.assign_chains([free], bob, by=carol)  # idempotent: nothing new, nothing odd
+    assert (again.created, again.taken, again.finished) == (0, 0, 0)
+
+
+def test_the_queue_passes_over_chains_finished_meanwhile(
+    make_chain: Any, alice: Any, carol: Any
+) -> None:
+    settled, current = make_chain(readers=(alice,)), make_chain(readers=(alice,))
+    settled.reject(by=carol, expected=None)  # e.g. settled by adjudication meanwhile
+    assert services.queue_counts(alice)["open"] == 1
+    assert services.next_chain_for(alice) == current
+    current.reject(by=carol, expected=None)  # finished while alice had it in progress
+    assert services.next_chain_for(alice) is None
+    assert services.queue_counts(alice)["in_progress"] == 0
