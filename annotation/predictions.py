@@ -695,22 +695,53 @@ class Column:
     findings: list[KeyFinding] = field(default_factory=list)
 
 
-def _column_steps(chain: Chain | None) -> tuple[list[dict[str, Any]], list[KeyFinding]]:
+_FINISHED = (Chain.Status.VERIFIED, Chain.Status.REJECTED)
+
+
+def _column_steps(
+    chain: Chain | None, kind: str
+) -> tuple[list[dict[str, Any]], list[KeyFinding]]:
+    """A column's steps as the page shows them, and the findings they state.
+
+    A verified reference is shown as verified (its live steps and their verdicts). Everything
+    else shows what was first produced: a model's steps as it wrote them, a reference not yet
+    verified as mined; a review still under way shows nothing of itself (no verdicts, no edits),
+    a finished review of a model chain adds each step's verdict and what the reader corrected.
+    """
     if chain is None:
         return [], []
-    steps = list(chain.live_steps())
-    rows = [{"step": step, "findings": findings_from_steps([step.text])} for step in steps]
-    return rows, findings_from_steps([s.text for s in steps])
+    if kind == "reference" and chain.status == Chain.Status.VERIFIED:
+        rows = [
+            {"text": step.text, "verdict": step.verdict, "verdict_label": step.get_verdict_display()}
+            for step in chain.live_steps()
+        ]
+    else:
+        finished = kind == "model" and chain.status in _FINISHED
+        rows = []
+        for step in chain.steps.filter(added_by_reader=False).order_by("id"):
+            row: dict[str, Any] = {"text": step.original_text or step.text, "verdict": ""}
+            if finished:
+                row["verdict"] = "deleted" if step.deleted else step.verdict
+                row["verdict_label"] = (
+                    "Deleted in review" if step.deleted else step.get_verdict_display()
+                )
+                if not step.deleted and step.text != row["text"]:
+                    row["corrected"] = step.text
+            rows.append(row)
+    for position, row in enumerate(rows, start=1):
+        row["position"] = position
+        row["findings"] = findings_from_steps([row["text"]])
+    return rows, findings_from_steps([row["text"] for row in rows])
 
 
 def case_comparison(case: Case, runs: Sequence[ModelRun]) -> dict[str, Any]:
     """The reference chain and each run's chain for one case, with findings aligned across them."""
     reference = reference_chain(case)
-    ref_steps, ref_findings = _column_steps(reference)
+    ref_steps, ref_findings = _column_steps(reference, "reference")
+    verified = reference is not None and reference.status == Chain.Status.VERIFIED
     columns = [
         Column(
-            "Reference"
-            + (" (verified)" if reference and reference.status == Chain.Status.VERIFIED else ""),
+            "Reference" + (" (verified)" if verified else ""),
             "reference",
             reference,
             ref_steps,
@@ -723,7 +754,7 @@ def case_comparison(case: Case, runs: Sequence[ModelRun]) -> dict[str, Any]:
     }
     for run in runs:
         prediction = predictions.get(run.pk)
-        steps, findings = _column_steps(prediction.chain if prediction else None)
+        steps, findings = _column_steps(prediction.chain if prediction else None, "model")
         columns.append(
             Column(
                 run.name,

@@ -244,3 +244,34 @@ def test_the_runs_table_counts_each_prediction_once(
     rows = {row["run"].name: row["run"] for row in _run_rows()}
     assert (rows["alpha"].n, rows["alpha"].in_review, rows["alpha"].verified) == (4, 1, 1)
     assert (rows["beta"].n, rows["beta"].in_review, rows["beta"].verified) == (4, 0, 0)
+
+
+def test_a_review_under_way_shows_nothing_of_itself(
+    client: Any, two_runs: Any, alice: Any, bob: Any, dave: Any
+) -> None:
+    """Researchers see verified work and what was produced, never a reader's unfinished edits."""
+    alpha, _, cases = two_runs
+    case = cases[0]
+    reference = predictions.reference_chain(case)
+    first = reference.live_steps().first()
+    first.edit("A reader's half-finished correction.", by=alice, expected=first.version)
+    first.refresh_from_db()
+    first.mark("incorrect", by=alice, expected=first.version)
+    model_chain = alpha.predictions.get(case=case).chain
+    step = model_chain.live_steps().first()
+    step.edit("The effusion is on the left.", by=bob, expected=step.version)
+    step.refresh_from_db()
+    step.mark("incorrect", by=bob, expected=step.version)
+
+    client.force_login(dave)
+    url = reverse("annotation:compare") + f"?case={case.uuid}&runs={alpha.uuid}"
+    page = client.get(url).content.decode()
+    assert "There is a right pleural effusion." in page  # as mined and as the model wrote it
+    assert "half-finished" not in page and "on the left" not in page
+    assert 'class="badge incorrect"' not in page and "Not reviewed yet" in page
+    assert "as mined, not yet verified" in page
+
+    model_chain.reject(by=bob, expected=None)  # the model chain's review is finished
+    page = client.get(url).content.decode()
+    assert 'class="badge incorrect"' in page and "Corrected to:" in page
+    assert "The effusion is on the left." in page and "half-finished" not in page
