@@ -307,13 +307,16 @@ class Step(models.Model):
         "before" is made of: right even when two writes race, with nothing read back. One
         statement is atomic by itself, so a change is never stored without its event, and it
         costs one round trip to the database instead of five (BEGIN, UPDATE, re-read, INSERT,
-        COMMIT): this is what every verdict and edit runs.
+        COMMIT): this is what every verdict and edit runs. A change to what the step already
+        holds ("correct" marked again) matches no row on purpose: nothing is stored or logged,
+        and the version stays.
         """
         step, event = Step._meta, ReviewEvent._meta
         quote = connection.ops.quote_name
         fields = [step.get_field(name) for name in changes]
         now = timezone.now()
         setters = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+        differs = " OR ".join(f"was.{quote(f.column)} IS DISTINCT FROM %s" for f in fields)
         olds = ", ".join(f"was.{quote(f.column)} AS was_{i}" for i, f in enumerate(fields))
         before = ", ".join(f"'{f.name}', was_{i}" for i, f in enumerate(fields))
         columns = ", ".join(
@@ -324,7 +327,7 @@ class Step(models.Model):
             f"WITH changed AS ("
             f"UPDATE {quote(step.db_table)} AS step SET version = step.version + 1, "
             f"updated_at = %s, {setters} FROM {quote(step.db_table)} AS was "
-            f"WHERE step.id = %s AND step.version = %s AND was.id = step.id "
+            f"WHERE step.id = %s AND step.version = %s AND was.id = step.id AND ({differs}) "
             f"RETURNING step.version, step.position, step.chain_id, {olds}"
             f"), logged AS ("
             f"INSERT INTO {quote(event.db_table)} ({columns}) "
@@ -338,6 +341,7 @@ class Step(models.Model):
             *(f.get_db_prep_save(changes[f.name], connection) for f in fields),
             self.pk,
             expected,
+            *(f.get_db_prep_save(changes[f.name], connection) for f in fields),
             uuid.uuid4(),
             self.pk,
             getattr(by, "pk", None),
@@ -351,6 +355,10 @@ class Step(models.Model):
         if row is None:
             # The current row for the 409; its chain never changes, so the cached one stays.
             self.refresh_from_db(fields=[f.attname for f in step.concrete_fields if not f.is_relation])
+            if self.version == expected and all(
+                getattr(self, name) == value for name, value in changes.items()
+            ):
+                return  # nothing to change: no new version, no event
             raise StaleVersion(self, expected)
         self.version, self.position, self.updated_at = row[0], row[1], now
         for name, value in changes.items():

@@ -64,6 +64,20 @@ def test_it_writes_no_event_for_a_refused_write(make_chain: Any, alice: Any) -> 
     assert Step.objects.get(pk=step.pk).verdict == "correct"
 
 
+def test_a_change_to_what_the_step_already_holds_stores_and_logs_nothing(
+    make_chain: Any, alice: Any
+) -> None:
+    step = make_chain().live_steps().first()
+    step.mark("correct", by=alice, expected=step.version)
+    version = step.version
+    step.mark("correct", by=alice, expected=version)  # pressed again
+    step.edit(step.text, by=alice, expected=version)  # saved unchanged
+    assert Step.objects.get(pk=step.pk).version == version == step.version
+    assert ReviewEvent.objects.filter(step=step).count() == 1
+    with pytest.raises(StaleVersion):  # a no-op against an old version is still stale
+        step.mark("correct", by=alice, expected=version - 1)
+
+
 def test_it_refuses_to_verify_with_unjudged_steps(make_chain: Any, alice: Any) -> None:
     chain = make_chain(readers=(alice,))
     first = chain.live_steps()[0]
