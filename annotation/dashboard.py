@@ -7,6 +7,7 @@ it settles, are not counted again).
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -168,10 +169,12 @@ def stacked_bars(categories: list[str], series: list[dict[str, Any]], *, width: 
     left, bottom, top = 34, 36, 10
     plot_h = height - bottom - top
     totals = [sum(s["values"][i] for s in series) for i in range(len(categories))]
-    peak = max(totals or [0]) or 1
+    # Counts: the axis runs to an even whole number, so the middle gridline is a whole one too.
+    half = max(1, math.ceil(max(totals or [0]) / 2))
+    peak = 2 * half
     slot = (width - left - 8) / max(len(categories), 1)
     chart = Chart(width, height)
-    for tick in (0, peak / 2, peak):
+    for tick in (0, half, peak):
         y = top + plot_h - plot_h * tick / peak
         chart.gridlines.append({"y": round(y, 1), "x1": left, "x2": width - 8, "label": f"{tick:.0f}"})
     for i, category in enumerate(categories):

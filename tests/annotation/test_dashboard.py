@@ -90,3 +90,13 @@ def test_it_shows_the_dashboard_to_curators_only(db: Any, alice: Any, dave: Any,
     for user in (alice, dave, eve):
         assert client_for(user).get("/dashboard/").status_code == 403
     assert Client().get("/dashboard/").status_code == 302  # to the login page
+
+
+@pytest.mark.parametrize(("top", "labels"), [(5, ["0", "3", "6"]), (4, ["0", "2", "4"]), (0, ["0", "1", "2"])])
+def test_the_count_axis_has_whole_numbers_where_its_gridlines_are(top: int, labels: list[str]) -> None:
+    from annotation.dashboard import stacked_bars
+
+    chart = stacked_bars(["mon", "tue"], [{"name": "done", "values": [top, 1], "color": "#000"}])
+    assert [line["label"] for line in chart.gridlines] == labels
+    ys = [line["y"] for line in chart.gridlines]
+    assert ys[0] - ys[1] == pytest.approx(ys[1] - ys[2])  # the middle label sits midway
