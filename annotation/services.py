@@ -345,8 +345,10 @@ class Assigned:
     finished: int = 0  # already verified or rejected: nothing left to review
     taken: int = 0  # another reader has it open or in progress
 
-    def message(self, reader: Any, what: str = "chains") -> str:
-        text = f"Assigned {self.created} {what} to {reader.get_username()}."
+    def message(self, reader: Any, of: str = "") -> str:
+        """"Assigned 3 chains [of RUN] to READER.", with what was left alone and why."""
+        chains = "chain" if self.created == 1 else "chains"
+        text = f"Assigned {self.created} {chains}{f' of {of}' if of else ''} to {reader.get_username()}."
         reasons = []
         if self.finished:
             reasons.append(f"{self.finished} already verified or rejected")

@@ -330,7 +330,7 @@ def run_send(request: HttpRequest, run: Any) -> HttpResponse:
         messages.error(request, f"Nothing sent: {exc}")
     else:
         level = messages.success if sent.created else messages.warning
-        level(request, sent.message(data["reader"], f"chains of {run_obj.name}"))
+        level(request, sent.message(data["reader"], of=run_obj.name))
     return redirect("annotation:leaderboard")
 
 

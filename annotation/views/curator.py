@@ -107,9 +107,15 @@ def curator(request: HttpRequest) -> HttpResponse:
         "radiologists": _radiologists(),
         "workload": services.reader_workload(),
         # One chain per case reading (a double-read case counts once, as its settled chain).
-        "status_counts": dict(
-            figures.work_chains().order_by("status").values_list("status").annotate(n=Count("id"))
-        ),
+        # (label, count) in the workflow's order: pending, in review, verified, rejected.
+        "status_counts": [
+            (label, counts[value])
+            for counts in [
+                dict(figures.work_chains().values_list("status").annotate(n=Count("id")))
+            ]
+            for value, label in Chain.Status.choices
+            if counts.get(value)
+        ],
         "query": request.GET.urlencode(),
     }
     template = "annotation/curator.html#chain-table" if request.htmx else "annotation/curator.html"

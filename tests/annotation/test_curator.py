@@ -22,10 +22,11 @@ def test_it_filters_chains_as_a_page_and_as_a_fragment(make_chain: Any, carol: A
     client = client_for(carol)
     page = client.get(reverse("annotation:curator"), {"task": "open"})
     assert page.status_code == 200 and "<html" in page.content.decode()
-    assert "1 chains" in page.content.decode()
+    assert "1 chain ·" in page.content.decode()
+    assert "Pending: 1 · Verified: 1" in client.get(reverse("annotation:curator")).content.decode()
     fragment = client.get(reverse("annotation:curator"), {"status": "pending"}, HTTP_HX_REQUEST="true")
     body = fragment.content.decode()
-    assert body.lstrip().startswith('<section id="chain-table"') and "1 chains" in body
+    assert body.lstrip().startswith('<section id="chain-table"') and "1 chain ·" in body
 
 
 def test_it_assigns_selected_chains_in_bulk(make_chain: Any, carol: Any, alice: Any) -> None:
