@@ -443,6 +443,13 @@ def finish_chain(
         Assignment.objects.filter(chain=chain, reader=reader).update(
             status=status, completed_at=timezone.now()
         )
+        if action == "skip" and not Assignment.objects.filter(
+            chain=chain, status__in=_WORKING
+        ).exists():
+            # Nobody is on it any more: back to pending, for the curator to hand out again.
+            Chain.objects.filter(pk=chain.pk, status=Chain.Status.IN_REVIEW).update(
+                status=Chain.Status.PENDING
+            )
 
 
 # --- chain structure (guarded by the chain's version) ----------------------------------------

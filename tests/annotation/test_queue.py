@@ -107,3 +107,14 @@ def test_the_queue_passes_over_chains_finished_meanwhile(
     current.reject(by=carol, expected=None)  # finished while alice had it in progress
     assert services.next_chain_for(alice) is None
     assert services.queue_counts(alice)["in_progress"] == 0
+
+
+def test_a_chain_skipped_by_its_only_reader_is_pending_again(
+    make_chain: Any, alice: Any, bob: Any
+) -> None:
+    alone, shared = make_chain(readers=(alice,)), make_chain(readers=(alice, bob))
+    for chain in (alone, shared):
+        services.open_chain(chain, alice)
+        services.finish_chain(chain, alice, "skip")
+    assert Chain.objects.get(pk=alone.pk).status == Chain.Status.PENDING
+    assert Chain.objects.get(pk=shared.pk).status == Chain.Status.IN_REVIEW  # bob still has it
