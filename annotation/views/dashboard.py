@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from annotation import dashboard as figures
 from annotation import imaging, reading, services
-from annotation.models import Chain, Image, Step, WorkflowError
+from annotation.models import Chain, Image, Prediction, Step, WorkflowError
 from annotation.views.images import cached_render
 
 
@@ -89,6 +89,12 @@ def adjudicate(request: HttpRequest, chain: Any) -> HttpResponse:
         "settled_steps": list(settled.steps.order_by("position", "id")) if settled else [],
         "errors": errors, "posted": request.POST, "verdicts": Step.Verdict.choices[1:],
         "images": list(reference.case.case_images.select_related("image")),
+        # Readings of a model's chain: its answer, right or wrong, as on the review page.
+        "prediction": (
+            Prediction.objects.filter(chain=reference).first()
+            if reference.origin == Chain.Origin.MODEL
+            else None
+        ),
     }
     status = 400 if errors else 200
     if request.htmx:

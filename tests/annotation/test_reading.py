@@ -241,7 +241,7 @@ def test_it_closes_the_reference_once_the_readings_are_settled(make_chain: Any, 
     # The settled chain stands for the case, once, wherever readings are counted or shown.
     assert set(select_chains(ExportOptions())) == {settled}
     assert status_by_task()["totals"] == [1, 0, 1, 0]  # pending, in review, verified, rejected
-    assert b"pending: 1 \xc2\xb7 verified: 1" in client_for(carol).get("/curator/").content
+    assert b"Pending: 1 \xc2\xb7 Verified: 1" in client_for(carol).get("/curator/").content
     assert reference_chain(reference.case) == settled
     assert set(services.visible_chains(dave)) == {settled}
     listing = client_for(dave).get("/verified/").content.decode()
@@ -254,3 +254,20 @@ def test_it_rejects_the_reference_when_the_readings_are_settled_as_rejected(make
     reference, settled = _settled_case(make_chain, alice, bob, carol, senior, outcome="reject")
     assert (settled.status, reference.status, reference.decided_by) == ("rejected", "rejected", senior)
     assert reference.events.get(action="adjudicated").after["status"] == "rejected"
+
+
+def test_the_adjudication_page_of_a_model_chain_shows_the_models_answer(
+    make_chain: Any, alice: Any, bob: Any, carol: Any, senior: Any
+) -> None:
+    from annotation.models import ModelRun, Prediction
+
+    reference = make_chain(steps=STEPS)
+    Chain.objects.filter(pk=reference.pk).update(origin=Chain.Origin.MODEL)
+    run = ModelRun.objects.create(name="sft")
+    Prediction.objects.create(run=run, case=reference.case, chain=reference, answer=["B"], correct=False)
+    assign_double([reference], alice, bob, by=carol)
+    read(reference, alice, ["correct", "incorrect", "correct"])
+    read(reference, bob, ["correct", "correct", "correct"])
+    page = client_for(senior).get(f"/adjudication/{reference.uuid}/").content.decode()
+    assert "Model's answer:</strong> B" in page and "✗ wrong" in page
+    assert "sft" not in page  # which model it was stays hidden, as on the review page
