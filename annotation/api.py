@@ -345,6 +345,9 @@ class PredictionUploadSerializer(serializers.Serializer):
     source = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
 
+PROBLEMS_LISTED = 500  # rejected rows an upload's answer lists; a bad file could have millions
+
+
 class RunViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = RunSerializer
     lookup_field = "uuid"
@@ -359,7 +362,9 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser])
     def upload(self, request: Request) -> Response:
         """Import predictions (`manage.py import_predictions` over HTTP): 201 when any were
-        created, 200 when all were already there; rejected rows are listed with line and reason."""
+        created, 200 when none were; rejected rows are listed with line, field and reason (the
+        first PROBLEMS_LISTED; `rejected` counts them all). `run` is null when no row could be
+        imported into a run that did not exist yet."""
         import tempfile
         from pathlib import Path
 
@@ -381,12 +386,19 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
                 )
             except predictions.RunError as exc:
                 raise ValidationError({"run": str(exc)}) from None
+        result.show_report_path = False  # a file on the server: the answer lists the problems
+        summary = result.summary()
+        if result.rejected > PROBLEMS_LISTED:
+            summary += f" (the first {PROBLEMS_LISTED} problems are listed)"
         payload = {
             "run": str(result.run.uuid) if result.run else None,
             "created": result.created,
             "duplicates": result.duplicates,
             "rejected": result.rejected,
-            "problems": [{"line": p.line, "field": p.field, "reason": p.reason} for p in result.problems[:500]],
-            "summary": result.summary(),
+            "problems": [
+                {"line": p.line, "field": p.field, "reason": p.reason}
+                for p in result.problems[:PROBLEMS_LISTED]
+            ],
+            "summary": summary,
         }
         return Response(payload, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)

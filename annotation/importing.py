@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import shutil
 import tempfile
@@ -69,6 +70,9 @@ class ProblemCounts:
 
     problems: list[Problem]
     report_path: Path | None
+    # The report is a file on the server: worth naming on the command line, not on a web page
+    # or in an API answer (those list the problems themselves).
+    show_report_path = True
 
     @property
     def rejected(self) -> int:
@@ -83,7 +87,7 @@ class ProblemCounts:
         if self.warnings:
             extras = [*extras, f"{self.warnings} warnings"]
         text = f" ({', '.join(extras)})" if extras else ""
-        if self.report_path is not None:
+        if self.report_path is not None and self.show_report_path:
             text += f": see {self.report_path}"
         return text
 
@@ -107,6 +111,64 @@ class RecordError(ValueError):
     def __init__(self, field_name: str, reason: str) -> None:
         self.field = field_name
         super().__init__(reason)
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """`value` as a message quotes it (its repr), cut to `limit` characters: a problem report
+    points at the bad value, it does not copy a 100 kB one."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _bad_text(text: str) -> str | None:
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "contains a NUL character"
+    return f"contains half a surrogate pair ({found.group()!r}): not valid Unicode"
+
+
+def unstorable(value: Any, where: str = "", *, finite: bool = False) -> tuple[str, str] | None:
+    """The first value in `value` (walked through objects and lists) PostgreSQL cannot store,
+    as (where it is, what is wrong), else None.
+
+    JSON escapes allow text no text or jsonb column takes: a NUL character (``\\u0000``), or
+    half a UTF-16 surrogate pair (``\\ud800``), which is not Unicode. With `finite`, also a
+    number JSON reads as infinity (``1e400``) or NaN, which no jsonb column takes either.
+    `where` reads like ``reason_steps[1]`` or ``settings.stop[0]``.
+    """
+    stack: list[tuple[str, Any]] = [(where, value)]
+    while stack:  # no recursion: JSON may nest deeper than Python's stack allows
+        path, item = stack.pop()
+        if isinstance(item, str):
+            why = _bad_text(item)
+            if why:
+                return path, why
+        elif finite and isinstance(item, float) and not math.isfinite(item):
+            return path, f"{path or 'a number'} must be a finite number, not {item!r}"
+        elif isinstance(item, dict):
+            inner: list[tuple[str, Any]] = []
+            for key, member in item.items():
+                why = _bad_text(str(key))
+                if why:
+                    return path, f"a key {why}"
+                inner.append((f"{path}.{key}" if path else str(key), member))
+            stack.extend(reversed(inner))  # the first bad value in the file's order is named
+        elif isinstance(item, list):
+            stack.extend(reversed([(f"{path}[{i}]", member) for i, member in enumerate(item)]))
+    return None
+
+
+def _fits(value: str, name: str, model_field: str) -> str:
+    """`value` when it fits the Case column it is stored in, else the record is refused."""
+    limit = Case._meta.get_field(model_field).max_length
+    if limit is not None and len(value) > limit:
+        raise RecordError(name, f"longer than {limit} characters ({len(value)})")
+    return value
 
 
 @dataclass
@@ -138,8 +200,8 @@ def read_records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
     if head[:1] == b"[":
         try:
             records = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            yield getattr(exc, "lineno", 1), None, f"unreadable JSON: {exc}"
+        except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, a 5000-digit number
+            yield getattr(exc, "lineno", 1), None, f"unreadable JSON: {_reason(exc)}"
             return
         for index, record in enumerate(records, start=1):
             yield index, record, None
@@ -154,6 +216,14 @@ def read_records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
                 yield number, None, f"not UTF-8 text: {exc.reason} at byte {exc.start}"
             except json.JSONDecodeError as exc:
                 yield number, None, f"unreadable JSON: {exc.msg} at column {exc.colno}"
+            except (ValueError, RecursionError) as exc:
+                yield number, None, f"unreadable JSON: {_reason(exc)}"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc).split(";")[0]  # Python's advice after it (set_int_max_str_digits) is not theirs
 
 
 def _text(record: dict[str, Any], name: str, *, required: bool = False) -> str:
@@ -177,7 +247,7 @@ def _steps(value: Any) -> list[str]:
                 return _steps(value[name])
         if len(value) == 1:
             return _steps(next(iter(value.values())))
-        raise RecordError("reason_steps", f"object with keys {sorted(value)} holds no steps")
+        raise RecordError("reason_steps", f"object with keys {shown(sorted(value))} holds no steps")
     if isinstance(value, str):
         steps = split_steps(value)
     elif isinstance(value, list):
@@ -199,8 +269,8 @@ def _steps(value: Any) -> list[str]:
 def _task_type(record: dict[str, Any], options: list[Any], answer: list[str]) -> str:
     given = record.get("task") or record.get("task_type")
     if given:
-        if given not in TASK_ALIASES:
-            raise RecordError("task", f"unknown task type {given!r}")
+        if not isinstance(given, str) or given not in TASK_ALIASES:
+            raise RecordError("task", f"unknown task type {shown(given)}")
         return str(TASK_ALIASES[given])
     if record.get("original_report1") or record.get("original_report2"):
         return TaskType.TEMPORAL
@@ -224,11 +294,18 @@ def content_hash(record: dict[str, Any]) -> str:
 def parse_record(record: Any, line: int, *, source: str, origin: str) -> ParsedCase:
     if not isinstance(record, dict):
         raise RecordError("", f"a record must be a JSON object, not {type(record).__name__}")
+    bad = unstorable(record)
+    if bad is not None:
+        raise RecordError(*bad)
     question_text = _text(record, "question", required=True)
     parsed = parse_question(question_text)
     raw_answer = record.get("answer")
     if raw_answer is None or raw_answer == "" or raw_answer == []:
         raise RecordError("answer", "missing field 'answer'")
+    if not isinstance(raw_answer, (str, list)):
+        raise RecordError(
+            "answer", f"'answer' should be text or a list, not {type(raw_answer).__name__}"
+        )
     try:
         answer = parse_answer(raw_answer, parsed.options)
     except ValueError as exc:
@@ -244,10 +321,10 @@ def parse_record(record: Any, line: int, *, source: str, origin: str) -> ParsedC
         paths = [paths]
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
         raise RecordError("image_path", "image_path must be a list of paths")
-    item_id = _text(record, "item_id")
+    item_id = _fits(_text(record, "item_id"), "item_id", "external_id")
     origin = record.get("origin") or origin
     if origin not in Chain.Origin.values:
-        raise RecordError("origin", f"unknown origin {origin!r}")
+        raise RecordError("origin", f"unknown origin {shown(origin)}")
     return ParsedCase(
         line=line,
         key=(source, item_id, content_hash(record)),
@@ -256,14 +333,14 @@ def parse_record(record: Any, line: int, *, source: str, origin: str) -> ParsedC
         options=[{"key": o.key, "text": o.text} for o in parsed.options],
         answer=answer,
         answer_content=_text(record, "answer_content"),
-        dataset_name=_text(record, "dataset_name"),
+        dataset_name=_fits(_text(record, "dataset_name"), "dataset_name", "dataset_name"),
         steps=steps,
         report=report,
         prior_report=prior,
         image_paths=paths,
         patient_hint=_text(record, "patient_id") or " ".join(paths) or item_id,
         origin=origin,
-        split=_text(record, "split"),
+        split=_fits(_text(record, "split"), "split", "split"),
     )
 
 
@@ -355,10 +432,22 @@ def import_cases(
     user: Any = None,
     display_name: str | None = None,
     progress: Callable[[int], None] | None = None,
+    images_label: str | None = None,
 ) -> ImportResult:
-    """Import every valid record of `path`; report the rest. See the module docstring."""
-    name = display_name or path.name
+    """Import every valid record of `path`; report the rest. See the module docstring.
+
+    `images_label` names where the images come from in warnings (default: `image_dir`).
+    Raises ValueError for a source name no case can be stored under.
+    """
+    limit = Case._meta.get_field("source").max_length
+    if len(source) > limit:
+        raise ValueError(f"source {source[:40]!r}... is longer than {limit} characters")
+    if (bad := unstorable(source)) is not None:
+        raise ValueError(f"source {shown(source)} {bad[1]}")
+    # A file name the system gave as bytes that are not UTF-8 cannot be stored or reported.
+    name = (display_name or path.name).encode("utf-8", "replace").decode("utf-8")
     result = ImportResult()
+    missing = _missing_image(image_dir, images_label)
     parsed: list[ParsedCase] = []
     seen: set[tuple[str, str, str]] = set()
     for line, record, error in read_records(path):
@@ -380,9 +469,9 @@ def import_cases(
 
     with transaction.atomic():
         for start in range(0, len(parsed), BATCH):
-            _write_batch(parsed[start : start + BATCH], name, image_dir, result)
+            _write_batch(parsed[start : start + BATCH], name, image_dir, result, missing)
         result.run = ImportRun.objects.create(
-            source=source, filename=name, started_by=user if user and user.pk else None,
+            source=source, filename=name[:255], started_by=user if user and user.pk else None,
             imported=result.imported, duplicates=result.duplicates, rejected=result.rejected,
             warnings=result.warnings,
             problems=[p.__dict__ for p in result.problems[:5000]],
@@ -394,7 +483,8 @@ def import_cases(
 
 
 def _write_batch(
-    batch: list[ParsedCase], name: str, image_dir: Path | None, result: ImportResult
+    batch: list[ParsedCase], name: str, image_dir: Path | None, result: ImportResult,
+    missing: str,
 ) -> None:
     existing = set(
         Case.objects.filter(
@@ -408,7 +498,7 @@ def _write_batch(
     store = _ImageBatch(image_dir, [p for c in fresh for p in c.image_paths], result.cache)
     for case in fresh:
         try:
-            images[case.line] = _case_images(case, name, image_dir, result, store)
+            images[case.line] = _case_images(case, name, image_dir, result, store, missing)
         except RecordError as exc:
             result.problems.append(Problem(name, case.line, exc.field, str(exc)))
             continue
@@ -541,18 +631,25 @@ def _copy(model: type[Any], columns: tuple[str, ...], rows: Iterable[tuple[Any, 
                 copy.write_row(row)
 
 
+def _missing_image(image_dir: Path | None, label: str | None = None) -> str:
+    """Why a named image is not there, in words that suit the command line and the upload page."""
+    if image_dir is None:
+        return "no image folder or zip given"
+    return f"not found in {label or image_dir}"
+
+
 def _case_images(
     case: ParsedCase, name: str, image_dir: Path | None, result: ImportResult,
-    store: _ImageBatch | None = None,
+    store: _ImageBatch | None = None, missing: str = "",
 ) -> list[Image]:
     found: list[Image] = []
     for index, image_name in enumerate(case.image_paths):
         location = store.resolve(image_dir, image_name) if store else resolve_image(image_dir, image_name)
         if location is None:
-            where = "no --images folder given" if image_dir is None else f"not found under {image_dir}"
+            where = missing or _missing_image(image_dir)
             result.problems.append(
                 Problem(name, case.line, f"image_path[{index}]",
-                        f"image {Path(image_name).name!r} {where}: imported without it", "warning")
+                        f"image {shown(Path(image_name).name)} {where}: imported without it", "warning")
             )
             continue
         try:
@@ -607,7 +704,8 @@ def write_report(result: ImportResult, name: str) -> Path:
     folder = settings.IMPORT_REPORTS
     folder.mkdir(parents=True, exist_ok=True)
     stamp = timezone.now().strftime("%Y%m%dT%H%M%S%f")
-    path = folder / f"{stamp}-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.txt"
+    # A file name has at most 255 bytes: an uploaded file's name may take them all.
+    path = folder / f"{stamp}-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)[:100]}.txt"
     lines = [f"{p.kind.upper()}\t{p}" for p in result.problems]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -660,7 +758,10 @@ def import_upload(
             image_dir = folder / "images"
             image_dir.mkdir()
             extract_zip(zip_path, image_dir, max_bytes=settings.MAX_UPLOAD_BYTES)
-        return import_cases(
+        result = import_cases(
             cases_path, source=source, image_dir=image_dir, user=user,
             display_name=Path(cases_file.name).name,
+            images_label=Path(images_zip.name).name if images_zip is not None else None,
         )
+    result.show_report_path = False  # the page lists the problems; the server path is no use
+    return result

@@ -6,8 +6,8 @@ with its scores, and one Chain of origin ``model`` per prediction whose steps ar
 reasoning (each step's finding read by the `cxr` labeler). Rows already scored keep their scores;
 the others are scored here with the offline judge (`cxr.radrscore`) against the case's reference
 chain and report. The whole file is validated first and written in one transaction; a bad row is
-reported with its line and reason and imports nothing. Re-importing creates nothing new: a run
-has one prediction per case.
+reported with its line, field and reason and imports nothing, and a file with no row to import
+creates no run. Re-importing creates nothing new: a run has one prediction per case.
 
 The management command, the API upload and the researcher pages all call these functions.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import re
 import uuid
@@ -28,12 +29,12 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from annotation import services
-from annotation.importing import content_hash
+from annotation.importing import content_hash, shown, unstorable
 from annotation.models import (
     Assignment,
     Case,
@@ -78,22 +79,27 @@ class RowProblem:
 
 @dataclass
 class PredictionImport:
-    run: ModelRun | None = None
+    run: ModelRun | None = None  # None when no row could be imported into a new run
+    run_name: str = ""
     created: int = 0
     duplicates: int = 0  # already in the run (or twice in the file): nothing created
     problems: list[RowProblem] = field(default_factory=list)
     report_path: Path | None = None
+    # The report is a file on the server: the command names it; the API lists the problems.
+    show_report_path: bool = True
 
     @property
     def rejected(self) -> int:
         return len(self.problems)
 
     def summary(self) -> str:
-        run = self.run.name if self.run else "?"
+        run = self.run.name if self.run else self.run_name or "?"
         text = f"Imported {self.created} predictions into run {run}, {self.rejected} rejected"
         if self.duplicates:
             text += f" ({self.duplicates} already present)"
-        if self.report_path is not None:
+        if self.run is None:
+            text += " (run not created: no row to import)"
+        if self.report_path is not None and self.show_report_path:
             text += f": see {self.report_path}"
         return text
 
@@ -107,6 +113,7 @@ class _Row:
     answer: list[str]
     scores: dict[str, float | None]
     details: dict[str, Any]
+    measures: dict[str, Any]  # latency_ms, prompt_tokens, completion_tokens as stored
 
 
 class _Rejected(ValueError):
@@ -131,6 +138,13 @@ def _read(path: Path) -> list[tuple[int, dict[str, Any] | None, str | None]]:
                 continue
             except json.JSONDecodeError as exc:
                 rows.append((number, None, f"unreadable JSON: {exc.msg} at column {exc.colno}"))
+                continue
+            except ValueError as exc:  # an integer of thousands of digits
+                reason = str(exc).split(";")[0]  # not Python's advice after it
+                rows.append((number, None, f"unreadable JSON: {reason}"))
+                continue
+            except RecursionError:
+                rows.append((number, None, "unreadable JSON: nested too deeply"))
                 continue
             if not isinstance(record, dict):
                 rows.append(
@@ -191,7 +205,7 @@ class _CaseIndex:
                 found = self.by_item.get(str(item), [])
                 if len(found) > 1 and record.get("question"):  # the same item asked two ways
                     found = [c for c in found if c.question == record["question"]]
-                candidates.append((name, f"{name} {item!r}", found))
+                candidates.append((name, f"{name} {shown(item)}", found))
         for field_name, what, found in candidates:
             if len(found) == 1:
                 return found[0]
@@ -200,7 +214,7 @@ class _CaseIndex:
                     field_name, f"{what} match {len(found)} cases: import with --source"
                 )
         named = ", ".join(
-            f"{n}={record[n]!r}" for n in (*UUID_FIELDS, *ITEM_FIELDS) if record.get(n)
+            f"{n}={shown(record[n])}" for n in (*UUID_FIELDS, *ITEM_FIELDS) if record.get(n)
         )
         if not named and not record.get("question"):
             raise _Rejected("case", "no case id (case_id, item_id...) and no case fields")
@@ -252,18 +266,43 @@ def _given_scores(record: dict[str, Any]) -> dict[str, float | None] | None:
             scores[name] = None
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            raise _Rejected(name, f"{name} must be a number from 0 to 1, not {value!r}")
+            raise _Rejected(name, f"{name} must be a number from 0 to 1, not {shown(value)}")
         scores[name] = float(value)
     return scores
 
 
 def _number(record: dict[str, Any], name: str, *, integer: bool = False) -> Any:
+    """The row's `name` as Prediction's column of that name stores it, or the row is refused."""
     value = record.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise _Rejected(name, f"{name} must be a non-negative number, not {value!r}")
-    return int(value) if integer else float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Rejected(name, f"{name} must be a non-negative number, not {shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past 1e308
+        raise _Rejected(name, f"{name} is too large ({len(str(value))} digits)") from None
+    if not math.isfinite(number):  # JSON's 1e400 reads as infinity
+        raise _Rejected(name, f"{name} must be a finite number, not {shown(value)}")
+    if number < 0:
+        raise _Rejected(name, f"{name} must be a non-negative number, not {shown(value)}")
+    if not integer:
+        return number
+    if not number.is_integer():
+        raise _Rejected(name, f"{name} must be a whole number, not {shown(value)}")
+    column = Prediction._meta.get_field(name)
+    _, high = connection.ops.integer_field_range(column.get_internal_type())
+    if high is not None and number > high:
+        raise _Rejected(name, f"{name} must be at most {high}, not {shown(value)}")
+    return int(value)
+
+
+def _measures(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "latency_ms": _number(record, "latency_ms"),
+        "prompt_tokens": _number(record, "prompt_tokens", integer=True),
+        "completion_tokens": _number(record, "completion_tokens", integer=True),
+    }
 
 
 def _finding_dicts(value: Any) -> list[dict[str, str]]:
@@ -278,10 +317,11 @@ def _prepare(
     line: int, record: dict[str, Any], case: Case, cache: dict[int, _Reference]
 ) -> _Row:
     if record.get("error"):
-        raise _Rejected("error", f"generation failed for this case: {record['error']}")
+        raise _Rejected("error", f"generation failed for this case: {str(record['error'])[:200]}")
     text = record.get("pred", record.get("raw_text"))
     if not isinstance(text, str):
         raise _Rejected("pred", "missing field 'pred' (the model's raw output)")
+    measures = _measures(record)  # checked here, before anything is written
     options = _options(case)
     parsed = parse_output(text, options)
     answer = parsed.letters if options else ([parsed.answer_text] if parsed.answer_text else [])
@@ -325,7 +365,7 @@ def _prepare(
     if isinstance(record.get("settings"), dict):
         details["settings"] = record["settings"]
     details["case_ref"] = {n: record[n] for n in (*UUID_FIELDS, *ITEM_FIELDS) if record.get(n)}
-    return _Row(line, case, record, parsed, answer, scores, details)
+    return _Row(line, case, record, parsed, answer, scores, details, measures)
 
 
 # --- the import ----------------------------------------------------------------------------------
@@ -344,6 +384,42 @@ def _snapshot(ref: str | None) -> tuple[ExportSnapshot | None, str]:
     return snapshot, ref.strip()
 
 
+def _check_run_fields(name: str, checkpoint: str, snapshot: str | None) -> None:
+    """Refuse what the run's columns cannot store, before anything is looked up or written."""
+    if not name.strip():
+        raise RunError("a run needs a name")
+    for label, value, column in (
+        ("run name", name.strip(), "name"),
+        ("checkpoint", checkpoint, "checkpoint"),
+        ("snapshot", (snapshot or "").strip(), "snapshot_ref"),
+    ):
+        bad = unstorable(value)
+        if bad is not None:
+            raise RunError(f"{label} {bad[1]}")
+        limit = ModelRun._meta.get_field(column).max_length
+        if limit is not None and len(value) > limit:
+            raise RunError(f"{label} is longer than {limit} characters ({len(value)})")
+
+
+def find_run(name: str, *, checkpoint: str = "", snapshot: str | None = None) -> ModelRun | None:
+    """The run called `name` if there is one; refuses a different checkpoint or snapshot."""
+    _check_run_fields(name, checkpoint, snapshot)
+    name = name.strip()
+    run = ModelRun.objects.filter(name=name).first()
+    if run is None:
+        return None
+    snapshot_ref = (snapshot or "").strip()
+    if checkpoint and run.checkpoint and checkpoint != run.checkpoint:
+        raise RunError(
+            f"run {name!r} is checkpoint {run.checkpoint!r}, not {checkpoint!r}: name a new run"
+        )
+    if snapshot_ref and run.snapshot_ref and snapshot_ref != run.snapshot_ref:
+        raise RunError(
+            f"run {name!r} was made from snapshot {run.snapshot_ref!r}, not {snapshot_ref!r}"
+        )
+    return run
+
+
 def get_run(
     name: str,
     *,
@@ -353,10 +429,8 @@ def get_run(
     user: Any = None,
 ) -> ModelRun:
     """The run called `name`, created on first use; refuses a different checkpoint or snapshot."""
+    run = find_run(name, checkpoint=checkpoint, snapshot=snapshot)
     name = name.strip()
-    if not name:
-        raise RunError("a run needs a name")
-    run = ModelRun.objects.filter(name=name).first()
     snapshot_obj, snapshot_ref = _snapshot(snapshot)
     if run is None:
         return ModelRun.objects.create(
@@ -366,14 +440,6 @@ def get_run(
             snapshot=snapshot_obj,
             snapshot_ref=snapshot_ref,
             created_by=user if user is not None and user.pk else None,
-        )
-    if checkpoint and run.checkpoint and checkpoint != run.checkpoint:
-        raise RunError(
-            f"run {name!r} is checkpoint {run.checkpoint!r}, not {checkpoint!r}: name a new run"
-        )
-    if snapshot_ref and run.snapshot_ref and snapshot_ref != run.snapshot_ref:
-        raise RunError(
-            f"run {name!r} was made from snapshot {run.snapshot_ref!r}, not {snapshot_ref!r}"
         )
     changed = []
     if checkpoint and not run.checkpoint:
@@ -410,18 +476,27 @@ def import_predictions(
     display_name: str | None = None,
 ) -> PredictionImport:
     """Import every valid row of `path` into run `run`; report the rest. See the module docstring."""
-    name = display_name or path.name
-    result = PredictionImport()
-    lines = _read(path)
-    index = _CaseIndex((r for _, r, _ in lines if r is not None), source)
+    _check_run_fields(run, checkpoint, snapshot)
+    name = (display_name or path.name).encode("utf-8", "replace").decode("utf-8")
+    result = PredictionImport(run_name=run.strip())
+    storable: list[tuple[int, dict[str, Any]]] = []
+    for line, record, error in _read(path):
+        if record is None:
+            result.problems.append(RowProblem(line, "", str(error)))
+            continue
+        # Any value may be stored (text, settings, case refs in jsonb) or looked up: a row that
+        # holds one PostgreSQL refuses is reported before the case index queries with it.
+        bad = unstorable(record, finite=True)
+        if bad is not None:
+            result.problems.append(RowProblem(line, *bad))
+            continue
+        storable.append((line, record))
+    index = _CaseIndex((r for _, r in storable), source)
     cache: dict[int, _Reference] = {}
     prepared: list[_Row] = []
     seen: set[int] = set()
     settings_seen: dict[str, Any] | None = None
-    for line, record, error in lines:
-        if record is None:
-            result.problems.append(RowProblem(line, "", str(error)))
-            continue
+    for line, record in storable:
         try:
             case = index.find(record)
             row = _prepare(line, record, case, cache)
@@ -436,10 +511,20 @@ def import_predictions(
             settings_seen = record["settings"]
         prepared.append(row)
 
+    result.problems.sort(key=lambda problem: problem.line)
     with transaction.atomic():
+        if not prepared:  # a run with nothing in it would only clutter the Models and Compare pages
+            result.run = find_run(run, checkpoint=checkpoint, snapshot=snapshot)
+            return _finish(result, name)
+        model = str((settings_seen or {}).get("model") or "")
+        if model and not checkpoint:
+            try:
+                _check_run_fields(run, model, snapshot)
+            except RunError as exc:
+                raise RunError(f"{exc}, taken from the rows' settings.model: name one") from None
         result.run = get_run(
             run,
-            checkpoint=checkpoint or str((settings_seen or {}).get("model") or ""),
+            checkpoint=checkpoint or model,
             snapshot=snapshot,
             config=settings_seen,
             user=user,
@@ -453,6 +538,10 @@ def import_predictions(
         result.duplicates += len(prepared) - len(fresh)
         _write(result.run, fresh)
         result.created = len(fresh)
+    return _finish(result, name)
+
+
+def _finish(result: PredictionImport, name: str) -> PredictionImport:
     if result.problems:
         result.report_path = _write_report(result, name)
     return result
@@ -483,9 +572,7 @@ def _write(run: ModelRun, rows: Sequence[_Row]) -> None:
                 raw_text=str(row.raw.get("pred", row.raw.get("raw_text", ""))),
                 answer=row.answer,
                 correct=None if row.scores["accuracy"] is None else row.scores["accuracy"] == 1.0,
-                latency_ms=_number(row.raw, "latency_ms"),
-                prompt_tokens=_number(row.raw, "prompt_tokens", integer=True),
-                completion_tokens=_number(row.raw, "completion_tokens", integer=True),
+                **row.measures,
                 details=row.details,
                 **row.scores,
             )
@@ -499,7 +586,8 @@ def _write_report(result: PredictionImport, name: str) -> Path:
     folder = Path(settings.IMPORT_REPORTS)
     folder.mkdir(parents=True, exist_ok=True)
     stamp = timezone.now().strftime("%Y%m%dT%H%M%S%f")
-    path = folder / f"{stamp}-predictions-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.txt"
+    # A file name has at most 255 bytes: an uploaded file's name may take them all.
+    path = folder / f"{stamp}-predictions-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)[:100]}.txt"
     path.write_text(
         "".join(f"REJECTED\t{name}:{problem}\n" for problem in result.problems), encoding="utf-8"
     )
@@ -693,6 +781,17 @@ class Column:
     steps: list[dict[str, Any]]
     prediction: Prediction | None = None
     findings: list[KeyFinding] = field(default_factory=list)
+
+    @property
+    def answer(self) -> str:
+        """The model's answer as the reader wants it: "A) Yes", "B) Edema, D) Effusion"."""
+        if self.prediction is None:
+            return ""
+        texts = {str(o["key"]): str(o["text"]) for o in self.chain.case.options or []} if self.chain else {}
+        return ", ".join(
+            f"{given}) {texts[given]}" if given in texts else str(given)
+            for given in self.prediction.answer or []
+        )
 
 
 _FINISHED = (Chain.Status.VERIFIED, Chain.Status.REJECTED)

@@ -15,7 +15,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import URLPattern, path, reverse
@@ -23,7 +23,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation import predictions, services
-from annotation.models import Case, Chain, ModelRun, Role, TaskType, WorkflowError
+from annotation.models import Case, Chain, ModelRun, Prediction, Role, TaskType, WorkflowError
 
 METRIC_LABELS = {
     "accuracy": "Accuracy",
@@ -340,7 +340,7 @@ def run_send(request: HttpRequest, run: Any) -> HttpResponse:
 def _selection(request: HttpRequest) -> tuple[list[ModelRun], str, str]:
     runs = predictions.runs_by_uuid(request.GET.getlist("runs"))[:MAX_COLUMNS]
     if not runs:
-        runs = list(ModelRun.objects.order_by("name")[:MAX_COLUMNS])
+        runs = list(_runs_with_predictions()[:MAX_COLUMNS])
     filter_name = request.GET.get("filter", "all")
     if filter_name not in predictions.FILTERS:
         filter_name = "all"
@@ -348,6 +348,13 @@ def _selection(request: HttpRequest) -> tuple[list[ModelRun], str, str]:
     if task not in TaskType.values:
         task = ""
     return runs, filter_name, task
+
+
+def _runs_with_predictions() -> QuerySet[ModelRun]:
+    """Runs there is something to compare in, by name."""
+    return ModelRun.objects.filter(Exists(Prediction.objects.filter(run=OuterRef("pk")))).order_by(
+        "name"
+    )
 
 
 def _query(runs: list[ModelRun], filter_name: str, task: str, **extra: Any) -> str:
@@ -377,7 +384,7 @@ def compare(request: HttpRequest) -> HttpResponse:
         case_obj = Case.objects.filter(pk=case_ids[index]).first() if case_ids else None
     context: dict[str, Any] = {
         "runs": runs,
-        "all_runs": ModelRun.objects.order_by("name"),
+        "all_runs": _runs_with_predictions(),
         "selected": {run.pk for run in runs},
         "filters": predictions.FILTERS,
         "filter_name": filter_name,

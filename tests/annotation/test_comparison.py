@@ -275,3 +275,14 @@ def test_a_review_under_way_shows_nothing_of_itself(
     page = client.get(url).content.decode()
     assert 'class="badge incorrect"' in page and "Corrected to:" in page
     assert "The effusion is on the left." in page and "half-finished" not in page
+
+
+def test_the_compare_page_names_answers_and_skips_empty_runs(
+    client: Any, two_runs: Any, dave: Any
+) -> None:
+    ModelRun.objects.create(name="aaa-empty")  # sorts first, has nothing to compare
+    client.force_login(dave)
+    page = client.get(reverse("annotation:compare")).content.decode()
+    assert "aaa-empty" not in page
+    assert 'data-column="alpha"' in page and 'data-column="beta"' in page
+    assert "Answer: <strong>A) Yes</strong>" in page

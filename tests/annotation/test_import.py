@@ -156,6 +156,8 @@ def test_the_command_prints_a_summary_and_fails_when_anything_is_rejected(db: An
     out = capsys.readouterr()
     assert "Imported 0 cases, 1 rejected" in out.out and "see " in out.out
     assert "bad.jsonl:1" in out.err
+    with pytest.raises(CommandError, match="longer than 100 characters.*--source"):
+        call_command("import_cases", str(good), "--source", "s" * 101)
 
 
 def test_the_curator_page_imports_an_upload_with_a_zip(db: Any, carol: Any, alice: Any, tmp_path: Path) -> None:
@@ -198,3 +200,122 @@ def test_it_imports_all_real_radrbench_records(db: Any) -> None:
     assert result.rejected == 0, result.problems[:5]
     assert result.imported == 1096
     assert Case.objects.count() == 1096 and Step.objects.count() > 3000
+
+
+def test_it_rejects_text_postgresql_cannot_store_and_imports_the_rest(db: Any, tmp_path: Path) -> None:
+    good = RECORDS[1]
+    records = [
+        good,
+        dict(RECORDS[2], question=RECORDS[2]["question"] + "\u0000"),  # 2: NUL in the question
+        dict(RECORDS[3], reason_steps=["The heart is enlarged.", "Edema\u0000."]),  # 3: in a step
+        dict(RECORDS[4], original_report2="Small\u0000effusion."),  # 4: in a report
+        dict(RECORDS[3], item_id="item\u0000"),  # 5: in the item id
+        dict(RECORDS[3], answer="cardio\u0000megaly"),  # 6: in the answer
+    ]
+    lines = tuple(json.dumps(r) for r in records) + (
+        json.dumps(dict(RECORDS[3], item_id="x")).replace('"x"', '"\\ud800"'),  # 7: half a surrogate pair
+    )
+    result = import_cases(write_jsonl(tmp_path / "nul.jsonl", [], lines), source="t")
+    assert result.imported == 1 and result.rejected == 6
+    problems = {p.line: p for p in result.problems}
+    assert problems[2].field == "question" and problems[2].reason == "contains a NUL character"
+    assert problems[3].field == "reason_steps[1]"
+    assert problems[4].field == "original_report2"
+    assert problems[5].field == "item_id"
+    assert problems[6].field == "answer"
+    assert problems[7].field == "item_id" and "surrogate" in problems[7].reason
+    assert all(p.kind == "rejected" and p.file == "nul.jsonl" for p in result.problems)
+    assert Case.objects.get().question == good["question"]
+    assert ImportRun.objects.get().rejected == 6
+
+
+def test_it_rejects_values_longer_than_their_column(db: Any, tmp_path: Path) -> None:
+    records = [
+        RECORDS[1],
+        dict(RECORDS[3], item_id="x" * 201),  # external_id is varchar(200)
+        dict(RECORDS[3], item_id="y" * 200),  # fits
+        dict(RECORDS[2], dataset_name="d" * 101),  # varchar(100)
+        dict(RECORDS[4], split="s" * 17),  # varchar(16)
+    ]
+    result = import_cases(write_jsonl(tmp_path / "long.jsonl", records), source="t")
+    assert result.imported == 2 and result.rejected == 3
+    problems = {p.line: p for p in result.problems}
+    assert problems[2].field == "item_id" and "200 characters" in problems[2].reason
+    assert problems[4].field == "dataset_name" and "100 characters" in problems[4].reason
+    assert problems[5].field == "split" and "16 characters" in problems[5].reason
+    assert Case.objects.filter(external_id="y" * 200).exists()
+
+
+def test_it_rejects_fields_of_the_wrong_shape(db: Any, tmp_path: Path) -> None:
+    records = [
+        RECORDS[1],
+        dict(RECORDS[3], answer=5),  # a number where text or a list is expected
+        dict(RECORDS[3], task=["open"]),  # a list where a name is expected
+        dict(RECORDS[3], origin={"x": 1}),
+    ]
+    result = import_cases(write_jsonl(tmp_path / "shape.jsonl", records), source="t")
+    assert result.imported == 1 and result.rejected == 3
+    assert {(p.line, p.field) for p in result.problems} == {(2, "answer"), (3, "task"), (4, "origin")}
+
+
+def test_it_refuses_a_source_name_too_long_to_store(db: Any, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="100 characters"):
+        import_cases(write_jsonl(tmp_path / "c.jsonl", RECORDS[1:2]), source="s" * 101)
+    assert not Case.objects.exists() and not ImportRun.objects.exists()
+
+
+def test_the_upload_page_reports_bad_records_and_speaks_of_no_command_line_flag(
+    db: Any, carol: Any, tmp_path: Path, settings: Any
+) -> None:
+    records = [RECORDS[0], dict(RECORDS[3], question="Which\u0000?"), dict(RECORDS[3], item_id="z" * 300)]
+    cases = io.BytesIO(("\n".join(json.dumps(r) for r in records) + "\n").encode())
+    cases.name = "x" * 250 + ".jsonl"  # the longest name an upload keeps: the report's too
+    client = Client()
+    client.force_login(carol)
+    response = client.post(reverse("annotation:import"), {"cases": cases, "source": "upload"})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Imported 1 cases, 2 rejected" in page
+    assert "contains a NUL character" in page and "longer than 200 characters" in page
+    assert "no image folder or zip given" in page and "--images" not in page
+    assert str(settings.IMPORT_REPORTS) not in page  # a server path is of no use in a browser
+    assert ImportRun.objects.get().report_path  # the report is still written and recorded
+
+
+def test_the_upload_names_the_zip_an_image_is_missing_from(db: Any, carol: Any) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("other.png", b"x")
+    buffer.seek(0)
+    buffer.name = "images.zip"
+    cases = io.BytesIO(json.dumps(RECORDS[0]).encode())
+    cases.name = "c.jsonl"
+    client = Client()
+    client.force_login(carol)
+    response = client.post(reverse("annotation:import"), {"cases": cases, "images": buffer, "source": "upload"})
+    page = response.content.decode()
+    assert "not found in images.zip" in page and "/tmp" not in page
+
+
+def test_the_command_names_the_images_folder(db: Any, tmp_path: Path, capsys: Any) -> None:
+    path = write_jsonl(tmp_path / "c.jsonl", RECORDS[:1])
+    call_command("import_cases", str(path), "--source", "s")
+    assert "no image folder or zip given" in capsys.readouterr().err
+    call_command("import_cases", str(path), "--source", "s2", "--images", str(tmp_path))
+    assert f"not found in {tmp_path}" in capsys.readouterr().err
+
+
+def test_it_reports_json_python_cannot_read_as_unreadable(db: Any, tmp_path: Path) -> None:
+    lines = ("1" * 5000, "[" * 100_000)  # too many digits for an int; too deep for the parser
+    result = import_cases(write_jsonl(tmp_path / "odd.jsonl", [RECORDS[1]], lines), source="t")
+    assert result.imported == 1 and [p.line for p in result.problems] == [2, 3]
+    assert "5000 digits" in result.problems[0].reason and "sys." not in result.problems[0].reason
+    assert result.problems[1].reason == "unreadable JSON: nested too deeply"
+    array = tmp_path / "odd.json"
+    array.write_text("[" * 100_000)
+    assert import_cases(array, source="t").problems[0].reason == "unreadable JSON: nested too deeply"
+
+
+def test_it_quotes_a_bad_value_without_copying_it(db: Any, tmp_path: Path) -> None:
+    result = import_cases(write_jsonl(tmp_path / "c.jsonl", [dict(RECORDS[1], task="x" * 100_000)]), source="t")
+    assert result.problems[0].field == "task" and len(result.problems[0].reason) < 120

@@ -162,6 +162,90 @@ def test_it_finds_cases_by_item_id(cases: list[Any], tmp_path: Path) -> None:
     assert Prediction.objects.get().case == cases[0]
 
 
+def test_it_reports_numbers_and_text_the_database_cannot_store(
+    cases: list[Any], tmp_path: Path
+) -> None:
+    case = str(cases[1].uuid)
+    rows = [
+        {"case_id": str(cases[0].uuid), "pred": GOOD, "latency_ms": 5.5, "prompt_tokens": 2**31 - 1},
+        {"case_id": case, "pred": GOOD, "latency_ms": -5},
+        {"case_id": case, "pred": GOOD, "prompt_tokens": 3000000000},  # over the column's range
+        f'{{"case_id": "{case}", "pred": "x", "completion_tokens": 1e400}}',  # read as infinity
+        {"case_id": case, "pred": GOOD, "completion_tokens": 2.5},
+        {"case_id": case, "pred": "<think>A\u0000B</think>"},  # 6
+        {"case_id": case, "pred": GOOD, "settings": {"stop": ["</answer>", "\u0000"]}},
+        f'{{"case_id": "{case}", "pred": "x", "settings": {{"temperature": NaN}}}}',  # 8
+        {"item_id": "case-2\u0000", "pred": GOOD},  # the case lookup would send it to the database
+        f'{{"case_id": "{case}", "pred": "\\ud800"}}',  # 10: half a surrogate pair
+        f'{{"case_id": "{case}", "pred": "x", "latency_ms": 1{"0" * 400}}}',  # no float holds it
+    ]
+    result = predictions.import_predictions(_file(tmp_path, rows), run="r")
+    assert (result.created, result.rejected) == (1, 10)
+    problems = {p.line: (p.field, p.reason) for p in result.problems}
+    assert [p.line for p in result.problems] == sorted(problems)  # in the file's order
+    assert problems[2] == ("latency_ms", "latency_ms must be a non-negative number, not -5")
+    assert problems[3] == (
+        "prompt_tokens", "prompt_tokens must be at most 2147483647, not 3000000000"
+    )
+    assert problems[4] == ("completion_tokens", "completion_tokens must be a finite number, not inf")
+    assert problems[5] == ("completion_tokens", "completion_tokens must be a whole number, not 2.5")
+    assert problems[6] == ("pred", "contains a NUL character")
+    assert problems[7] == ("settings.stop[1]", "contains a NUL character")
+    assert problems[8] == ("settings.temperature", "settings.temperature must be a finite number, not nan")
+    assert problems[9] == ("item_id", "contains a NUL character")
+    assert problems[10][0] == "pred" and "surrogate" in problems[10][1]
+    assert problems[11][0] == "latency_ms" and "too large" in problems[11][1]
+    assert Prediction.objects.get().prompt_tokens == 2**31 - 1
+
+
+def test_it_reports_json_python_cannot_read_and_quotes_bad_values_briefly(
+    cases: list[Any], tmp_path: Path
+) -> None:
+    rows = [
+        "1" * 5000,  # more digits than Python converts
+        "[" * 100_000,  # deeper than the parser goes
+        {"case_id": str(cases[0].uuid), "pred": GOOD, "latency_ms": "x" * 100_000},
+    ]
+    result = predictions.import_predictions(_file(tmp_path, rows), run="r")
+    reasons = {p.line: p.reason for p in result.problems}
+    assert "5000 digits" in reasons[1] and "sys." not in reasons[1]
+    assert reasons[2] == "unreadable JSON: nested too deeply"
+    assert reasons[3].startswith("latency_ms must be a non-negative number") and len(reasons[3]) < 150
+
+
+def test_it_creates_no_run_when_no_row_can_be_imported(cases: list[Any], tmp_path: Path) -> None:
+    bad = _file(tmp_path, [{"case_id": str(cases[0].uuid)}, "oops"], "bad.jsonl")
+    result = predictions.import_predictions(bad, run="empty", checkpoint="ckpt")
+    assert (result.created, result.rejected, result.run) == (0, 2, None)
+    assert not ModelRun.objects.exists()  # nothing for the Models or Compare pages to show
+    assert "into run empty, 2 rejected (run not created: no row to import)" in result.summary()
+    good = _file(tmp_path, [{"case_id": str(cases[0].uuid), "pred": GOOD}], "good.jsonl")
+    made = predictions.import_predictions(good, run="empty").run
+    again = predictions.import_predictions(bad, run="empty", checkpoint="ckpt")
+    assert again.run == made and ModelRun.objects.get().checkpoint == ""  # found, not changed
+    duplicate = predictions.import_predictions(good, run="empty")  # the run exists: fine
+    assert (duplicate.run, duplicate.duplicates) == (made, 1)
+
+
+def test_it_refuses_run_names_the_database_cannot_store(cases: list[Any], tmp_path: Path) -> None:
+    path = _file(tmp_path, [{"case_id": str(cases[0].uuid), "pred": GOOD}])
+    for options, message in (
+        ({"run": "r" * 201}, "run name is longer than 200 characters"),
+        ({"run": "r\u0000"}, "run name contains a NUL character"),
+        ({"run": "r", "checkpoint": "c" * 501}, "checkpoint is longer than 500 characters"),
+        ({"run": "r", "snapshot": "v" * 101}, "snapshot is longer than 100 characters"),
+        ({"run": "r", "snapshot": "v\u0000"}, "snapshot contains a NUL character"),
+    ):
+        with pytest.raises(predictions.RunError, match=message):
+            predictions.import_predictions(path, **options)
+    row = {"case_id": str(cases[0].uuid), "pred": GOOD, "settings": {"model": "m" * 501}}
+    long_model = _file(tmp_path, [row], "long.jsonl")
+    with pytest.raises(predictions.RunError, match="longer than 500 .* settings.model"):
+        predictions.import_predictions(long_model, run="r")
+    assert predictions.import_predictions(path, run="r", snapshot="v99999999999").created == 1
+    assert not Prediction.objects.exclude(run__snapshot_ref="v99999999999").exists()
+
+
 def test_it_refuses_to_mix_checkpoints_in_a_run(cases: list[Any], tmp_path: Path) -> None:
     path = _file(tmp_path, [{"case_id": str(cases[0].uuid), "pred": GOOD}])
     predictions.import_predictions(path, run="r", checkpoint="ckpt-a")
@@ -360,6 +444,36 @@ def test_the_api_refuses_an_upload_without_a_file(client: Any, carol: Any) -> No
         "/api/v1/runs/import/", {"run": "x"}, HTTP_AUTHORIZATION=f"Token {token.key}"
     )
     assert response.status_code == 400 and "file" in response.json()
+
+
+def test_the_api_answers_with_the_problems_not_a_server_path(
+    client: Any, cases: list[Any], dave: Any, tmp_path: Path, settings: Any
+) -> None:
+    rows = [{"case_id": str(cases[0].uuid), "pred": GOOD, "latency_ms": -5}]
+    rows += [{"case_id": str(cases[1].uuid), "pred": "x\u0000"}] * 600
+    rows += [{"case_id": str(cases[2].uuid), "pred": GOOD, "prompt_tokens": 3000000000}]
+    response = _upload(client, dave, _file(tmp_path, rows), run="api-run")
+    assert response.status_code == 200  # answered, nothing created: no 500
+    body = response.json()
+    assert (body["run"], body["created"], body["rejected"]) == (None, 0, 602)
+    assert len(body["problems"]) == 500  # the first 500; `rejected` counts them all
+    assert body["problems"][:2] == [
+        {"line": 1, "field": "latency_ms", "reason": "latency_ms must be a non-negative number, not -5"},
+        {"line": 2, "field": "pred", "reason": "contains a NUL character"},
+    ]
+    assert str(settings.IMPORT_REPORTS) not in body["summary"] and "see " not in body["summary"]
+    assert "first 500" in body["summary"]
+    assert not ModelRun.objects.exists()
+
+
+def test_the_api_refuses_a_run_name_it_cannot_store(
+    client: Any, cases: list[Any], carol: Any, tmp_path: Path
+) -> None:
+    path = _file(tmp_path, [{"case_id": str(cases[0].uuid), "pred": GOOD}])
+    for fields in ({"run": "r\u0000"}, {"run": "r" * 201}, {"run": "r", "checkpoint": "\u0000"}):
+        response = _upload(client, carol, path, **fields)
+        assert response.status_code == 400, fields
+    assert not ModelRun.objects.exists()
 
 
 def test_it_finds_cases_by_their_fields_when_rows_carry_no_id(db: Any, tmp_path: Path) -> None:

@@ -24,7 +24,10 @@ class Command(BaseCommand):
         if images is not None and not images.is_dir():
             raise CommandError(f"--images {images}: no such folder")
         with tqdm(desc="Reading cases", unit=" cases", disable=options["verbosity"] == 0, file=self.stderr) as bar:
-            result = import_cases(file, source=source or file.stem, image_dir=images, origin=origin, progress=bar.update)
+            try:
+                result = import_cases(file, source=source or file.stem, image_dir=images, origin=origin, progress=bar.update)
+            except ValueError as exc:  # a source name the database cannot hold
+                raise CommandError(f"{exc} (name one with --source)") from None
         for problem in result.problems[:20]:
             self.stderr.write(f"{problem.kind}: {problem}")
         if len(result.problems) > 20:
