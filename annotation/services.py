@@ -346,7 +346,7 @@ class Assigned:
     taken: int = 0  # another reader has it open or in progress
 
     def message(self, reader: Any, of: str = "") -> str:
-        """"Assigned 3 chains [of RUN] to READER.", with what was left alone and why."""
+        """E.g. "Assigned 3 chains of RUN to READER.", then what was left alone and why."""
         chains = "chain" if self.created == 1 else "chains"
         text = f"Assigned {self.created} {chains}{f' of {of}' if of else ''} to {reader.get_username()}."
         reasons = []
