@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import Any, Final
 
 from django.conf import settings
 from django.db import connection, models
@@ -31,6 +31,21 @@ class StaleVersion(Exception):
 
 class WorkflowError(Exception):
     """An action that the object's current state does not allow (e.g. verify with unjudged steps)."""
+
+
+# What a reader may write: the API, the review page and the model methods share these limits.
+STEP_TEXT_MAX_LENGTH: Final = 5000
+NOTE_MAX_LENGTH: Final = 2000
+
+
+def check_text(text: str, *, limit: int, what: str) -> None:
+    """Refuse text PostgreSQL cannot store (a NUL character) or longer than `limit`."""
+    if "\x00" in text:
+        raise WorkflowError("Null characters are not allowed.")
+    if len(text) > limit:
+        raise WorkflowError(
+            f"{what} can be at most {limit:,} characters long; this one has {len(text):,}."
+        )
 
 
 class Role(models.TextChoices):
@@ -373,9 +388,11 @@ class Step(models.Model):
         text = " ".join(text.split())
         if not text:
             raise WorkflowError("A step cannot be empty: delete it instead")
+        check_text(text, limit=STEP_TEXT_MAX_LENGTH, what="A step")
         self._apply(expected, by=by, action="edit", text=text)
 
     def annotate(self, note: str, *, by: Any, expected: int) -> None:
+        check_text(note.strip(), limit=NOTE_MAX_LENGTH, what="A note")
         self._apply(expected, by=by, action="note", note=note.strip())
 
     def remove(self, *, by: Any, expected: int) -> None:

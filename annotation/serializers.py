@@ -7,7 +7,16 @@ from django.db.models import Prefetch, QuerySet
 from rest_framework import serializers
 from rest_framework.fields import Field
 
-from annotation.models import Assignment, Case, CaseImage, Chain, ExportSnapshot, Step
+from annotation.models import (
+    NOTE_MAX_LENGTH,
+    STEP_TEXT_MAX_LENGTH,
+    Assignment,
+    Case,
+    CaseImage,
+    Chain,
+    ExportSnapshot,
+    Step,
+)
 
 
 class BuiltOnceMixin:
@@ -87,8 +96,8 @@ class StepPatchSerializer(serializers.Serializer):
 
     version = serializers.IntegerField(min_value=1)
     verdict = serializers.ChoiceField(choices=Step.Verdict.choices, required=False)
-    text = serializers.CharField(required=False, allow_blank=False, max_length=5000)
-    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    text = serializers.CharField(required=False, allow_blank=False, max_length=STEP_TEXT_MAX_LENGTH)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=NOTE_MAX_LENGTH)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not {"verdict", "text", "note"} & attrs.keys():
@@ -141,7 +150,7 @@ class ChainSerializer(BuiltOnceMixin, serializers.ModelSerializer):
 
 class ChainDecisionSerializer(serializers.Serializer):
     version = serializers.IntegerField(min_value=1, required=False)
-    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=NOTE_MAX_LENGTH)
 
 
 class AssignmentSerializer(serializers.ModelSerializer):

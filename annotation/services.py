@@ -18,6 +18,7 @@ from django.db.models import Count, Exists, Max, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from annotation.models import (
+    STEP_TEXT_MAX_LENGTH,
     Assignment,
     Case,
     Chain,
@@ -27,6 +28,7 @@ from annotation.models import (
     StaleVersion,
     Step,
     WorkflowError,
+    check_text,
 )
 
 User = AbstractBaseUser | AnonymousUser
@@ -437,6 +439,8 @@ def finish_chain(
             status = Assignment.Status.DONE
         elif action == "skip":
             ReviewEvent.objects.create(chain=chain, actor=reader, action="skip", after={"note": note})
+            if note:  # kept on the chain, as verify and reject keep theirs
+                Chain.objects.filter(pk=chain.pk).update(note=note)
             status = Assignment.Status.SKIPPED
         else:
             raise WorkflowError(f"Unknown action {action!r}")
@@ -461,6 +465,7 @@ def add_step(
     text = " ".join(text.split())
     if not text:
         raise WorkflowError("A new step needs some text")
+    check_text(text, limit=STEP_TEXT_MAX_LENGTH, what="A step")
     with transaction.atomic():
         chain.bump(expected)
         steps = list(chain.live_steps())

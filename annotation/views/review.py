@@ -10,7 +10,10 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import ProhibitNullCharactersValidator
+from django.db.models import Case as SqlCase
+from django.db.models import F, When
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,9 +22,24 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from annotation import previews, reading, services
 from annotation.diffing import word_diff
-from annotation.models import Chain, Prediction, ReviewEvent, StaleVersion, Step, WorkflowError
+from annotation.models import (
+    NOTE_MAX_LENGTH,
+    STEP_TEXT_MAX_LENGTH,
+    Assignment,
+    Chain,
+    Prediction,
+    ReviewEvent,
+    StaleVersion,
+    Step,
+    WorkflowError,
+)
 
 TEMPLATE = "annotation/review.html"
+
+# The page takes what the API takes: its limits are read from the API's own fields, so the two
+# cannot drift apart (PostgreSQL would take megabytes, but not a NUL character).
+STEP_TEXT_MAX = STEP_TEXT_MAX_LENGTH
+STEP_NOTE_MAX = CHAIN_NOTE_MAX = NOTE_MAX_LENGTH
 
 
 def _int(request: HttpRequest, name: str) -> int | None:
@@ -29,6 +47,19 @@ def _int(request: HttpRequest, name: str) -> int | None:
         return int(request.POST[name])
     except (KeyError, ValueError):
         return None
+
+
+def _text(request: HttpRequest, name: str, *, what: str, limit: int | None) -> str:
+    """A text field as the API would take it, or WorkflowError with a message for the reader."""
+    value = request.POST.get(name, "")
+    try:
+        ProhibitNullCharactersValidator()(value)
+    except ValidationError as exc:
+        raise WorkflowError(exc.messages[0]) from exc  # the API's words: "Null characters are not allowed."
+    length = len(value.strip())
+    if limit is not None and length > limit:
+        raise WorkflowError(f"{what} can be at most {limit:,} characters long; this one has {length:,}.")
+    return value
 
 
 @login_required
@@ -50,10 +81,16 @@ def home(request: HttpRequest) -> HttpResponse:
 def queue(request: HttpRequest) -> HttpResponse:
     if not services.is_radiologist(request.user):
         return HttpResponseForbidden("Only radiologists have a review queue")
-    assignments = (
-        request.user.assignments.select_related("chain__case")
-        .order_by("status", "assigned_at")[:200]
+    # What to do next first: in progress, open, then skipped and done (latest first).
+    order = SqlCase(
+        When(status=Assignment.Status.IN_PROGRESS, then=0),
+        When(status=Assignment.Status.OPEN, then=1),
+        When(status=Assignment.Status.SKIPPED, then=2),
+        default=3,
     )
+    assignments = request.user.assignments.select_related("chain__case").order_by(
+        order, F("completed_at").desc(nulls_last=True), "assigned_at", "id"
+    )[:200]
     context = {"counts": services.queue_counts(request.user), "assignments": assignments}
     return render(request, "annotation/queue.html", context)
 
@@ -100,6 +137,7 @@ def _panel_context(request: HttpRequest, chain: Chain, **extra: Any) -> dict[str
         "judged": judged,
         "total": len(steps),
         "can_review": services.can_review_chain(request.user, chain),
+        "limits": {"text": STEP_TEXT_MAX, "note": STEP_NOTE_MAX, "chain_note": CHAIN_NOTE_MAX},
         "verdicts": [
             (Step.Verdict.CORRECT, "Correct", "1"),
             (Step.Verdict.INCORRECT, "Incorrect", "2"),
@@ -140,7 +178,10 @@ def _row_response(request: HttpRequest, step: Step, *, status: int = 200, **extr
     context = _panel_context(request, chain, step=step, **extra)
     if request.htmx:
         response = render(request, f"{TEMPLATE}#step-row", context, status=status)
-        response.content += render(request, f"{TEMPLATE}#progress", {**context, "oob": True}).content
+        # What depends on every verdict is refreshed with the row: the progress (clearing a
+        # chain-level message the change made stale) and whether the chain can be verified.
+        for partial in ("chain-state", "verify-button"):
+            response.content += render(request, f"{TEMPLATE}#{partial}", {**context, "oob": True}).content
         return trigger_client_event(response, "chainChanged")
     for key in ("row_conflict", "row_error"):
         if key in extra:
@@ -174,7 +215,10 @@ def step_edit(request: HttpRequest, step: Any) -> HttpResponse:
         return render(request, f"{TEMPLATE}#step-row", _panel_context(request, step_obj.chain, step=step_obj, editing_uuid=str(step_obj.uuid)))
     if request.method != "POST":
         return HttpResponse(status=405)
-    text = request.POST.get("text", "")
+    try:
+        text = _text(request, "text", what="A step", limit=STEP_TEXT_MAX)
+    except WorkflowError as exc:
+        return _row_response(request, step_obj, status=400, row_error=str(exc), editing_uuid=str(step_obj.uuid))
     try:
         step_obj.edit(text, by=request.user, expected=_int(request, "version") or 0)
     except StaleVersion as exc:
@@ -199,9 +243,12 @@ def step_row(request: HttpRequest, step: Any) -> HttpResponse:
 def step_note(request: HttpRequest, step: Any) -> HttpResponse:
     step_obj = _step_for(request, step)
     try:
-        step_obj.annotate(request.POST.get("note", ""), by=request.user, expected=_int(request, "version") or 0)
+        note = _text(request, "note", what="A note", limit=STEP_NOTE_MAX)
+        step_obj.annotate(note, by=request.user, expected=_int(request, "version") or 0)
     except StaleVersion as exc:
         return _row_response(request, step_obj, status=409, row_conflict=_conflict_text(exc))
+    except WorkflowError as exc:
+        return _row_response(request, step_obj, status=400, row_error=str(exc))
     return _row_response(request, step_obj)
 
 
@@ -261,9 +308,13 @@ def step_add(request: HttpRequest, chain: Any) -> HttpResponse:
     chain_obj = _chain_for(request, chain, write=True)
     after = None
     if request.POST.get("after"):
-        after = chain_obj.steps.filter(uuid=request.POST["after"], deleted=False).first()
+        try:
+            after = chain_obj.steps.filter(uuid=request.POST["after"], deleted=False).first()
+        except ValidationError:  # not a UUID
+            return _panel_response(request, chain_obj, status=400, error="No such step to add the new one after.")
     try:
-        services.add_step(chain_obj, request.POST.get("text", ""), by=request.user, expected=_int(request, "chain_version") or 0, after=after)
+        text = _text(request, "text", what="A step", limit=STEP_TEXT_MAX)
+        services.add_step(chain_obj, text, by=request.user, expected=_int(request, "chain_version") or 0, after=after)
     except StaleVersion:
         return _panel_response(request, chain_obj, status=409, conflict="The chain changed since you loaded it; the step was not added. This is the current chain.", draft=request.POST.get("text", ""))
     except WorkflowError as exc:
@@ -282,11 +333,15 @@ def chain_finish(request: HttpRequest, chain: Any, action: str) -> HttpResponse:
         except ValueError:
             pass
     try:
-        services.finish_chain(chain_obj, request.user, action, expected=_int(request, "chain_version"), note=request.POST.get("note", ""))
-    except StaleVersion:
-        return _panel_response(request, chain_obj, status=409, conflict="The chain changed since you loaded it: review the current chain, then decide again.")
+        note = _text(request, "note", what="A note", limit=CHAIN_NOTE_MAX)
     except WorkflowError as exc:
         return _panel_response(request, chain_obj, status=400, error=str(exc))
+    try:
+        services.finish_chain(chain_obj, request.user, action, expected=_int(request, "chain_version"), note=note)
+    except StaleVersion:
+        return _panel_response(request, chain_obj, status=409, conflict="The chain changed since you loaded it: review the current chain, then decide again.", chain_note=note)
+    except WorkflowError as exc:
+        return _panel_response(request, chain_obj, status=400, error=str(exc), chain_note=note)
     done = {"verify": "Chain verified.", "reject": "Chain rejected.", "skip": "Case skipped."}[action]
     messages.success(request, done)
     target = reverse("annotation:queue")

@@ -39,16 +39,52 @@
     text.closest("details").open = true;
   }
 
+  // The rows' classes (current, editing) are the script's: htmx must not put the old ones back
+  // when it settles a swap, 20 ms after it, over what the reader did meanwhile.
+  window.htmx.config.attributesToSettle = window.htmx.config.attributesToSettle.filter((name) => name !== "class");
+
+  // The editor is already in the row, hidden: opening it is synchronous, so the keys typed
+  // right after `e` land in it, and closing it (Esc) is too, so an `e` typed right after Esc
+  // opens it again instead of landing in the editor being closed.
+  const editorOf = (row) => (row && row.classList.contains("editing") && row.querySelector("form.edit textarea")) || null;
+  function openEditor(row) {
+    const area = row.querySelector("form.edit textarea");
+    if (!area) return;
+    row.classList.add("editing");
+    editHere(area);
+  }
+  function closeEditor(row) {
+    const area = row.querySelector("form.edit textarea");
+    row.classList.remove("editing");
+    if (area) area.value = row.querySelector(".text").textContent;  // the draft is dropped
+    row.focus({ preventScroll: true });
+  }
+  function editHere(area) {
+    if (document.activeElement === area) return;  // already there: leave the caret alone
+    area.focus();
+    area.setSelectionRange(area.value.length, area.value.length);
+  }
+
   document.addEventListener("keydown", (e) => {
     const t = e.target;
     if (t.matches("textarea, input:not([type=hidden]), select, [contenteditable]")) {
+      if (e.isComposing) return;
       if (e.key === "Escape") {
-        const cancel = t.closest("li.step")?.querySelector("[data-action=cancel]");
         e.preventDefault();
-        if (cancel) cancel.click(); else t.blur();
-      } else if (e.key === "Enter" && !e.shiftKey && t.matches("textarea[name=text]")) {
-        e.preventDefault();
-        t.form.requestSubmit();
+        const row = t.closest("li.step");
+        if (row && t.closest("form.edit")) closeEditor(row);
+        else if (row) row.focus({ preventScroll: true });  // a step's note is saved on leaving it
+        else t.blur();
+      } else if (e.key === "Enter" && !e.shiftKey) {
+        if (t.matches("textarea[name=text]")) {
+          e.preventDefault();
+          t.form.requestSubmit();
+        } else if (t.matches("form.note input")) {
+          // Leaving the note saves it (its change event), and the keys go back to the row.
+          e.preventDefault();
+          t.closest("li.step").focus({ preventScroll: true });
+        }
+        // Enter in the chain's note does nothing: the form's default button is disabled.
       }
       return;
     }
@@ -62,11 +98,20 @@
       case "1": case "2": case "3":
         if (!row) return;
         row.querySelector(`button[aria-keyshortcuts="${e.key}"]`)?.click(); break;
-      case "e": if (!row) return; row.querySelector("[data-action=edit]")?.click(); break;
+      case "e": if (!row) return; openEditor(row); break;
       case "v": document.querySelector("[data-action=verify]")?.click(); break;
       default: return;
     }
     e.preventDefault();
+  });
+
+  // Edit and Cancel are links to the page for a browser without this script.
+  document.addEventListener("click", (e) => {
+    const action = e.target.closest && e.target.closest("li.step [data-action=edit], li.step [data-action=cancel]");
+    if (!action) return;
+    e.preventDefault();
+    const row = action.closest("li.step");
+    if (action.dataset.action === "edit") openEditor(row); else closeEditor(row);
   });
 
   document.addEventListener("focusin", (e) => {
@@ -74,31 +119,119 @@
     if (row) setCurrent(row, false);
   });
 
-  // After a swap the old row is gone: put the focus back where the reader was.
-  // Only a swap of that row (or around it) moves the focus: another part of the page settling
-  // (history, progress) must not move the caret of a reader who is already typing.
-  document.body.addEventListener("htmx:afterSettle", (e) => {
+  // One write at a time. Every write sends the version the page last saw and moves it on, so a
+  // second write sent before the first one's answer (a note saved as it loses the focus to a
+  // click on a verdict, or `v` pressed right after the last verdict) would be refused as stale.
+  // What the reader does meanwhile waits, in order, and goes once the answer is swapped in, with
+  // the versions it brought; after a refusal it is dropped: the reader sees why and decides again.
+  const inFlight = new Set();
+  let waiting = [];
+  let releasing = false;
+  const isWrite = (elt, verb) => verb !== "get" && elt instanceof Element && elt.closest("#chain-panel") !== null;
+  const FRESH = new Set(["csrfmiddlewaretoken", "version", "chain_version"]);
+  document.body.addEventListener("htmx:confirm", (e) => {
+    if (releasing || !isWrite(e.detail.elt, e.detail.verb) || (!inFlight.size && !waiting.length)) return;
+    e.preventDefault();
+    waiting.push(later(e.detail));
+  });
+  document.body.addEventListener("htmx:beforeRequest", (e) => {
+    if (!isWrite(e.detail.elt, e.detail.requestConfig.verb)) return;
+    const xhr = e.detail.xhr;
+    inFlight.add(xhr);
+    // loadend comes after htmx's load handler, which swapped the answer in.
+    xhr.addEventListener("loadend", () => {
+      inFlight.delete(xhr);
+      if (!(xhr.status >= 200 && xhr.status < 300)) waiting = [];
+      while (!inFlight.size && waiting.length) {
+        releasing = true;
+        try { waiting.shift()(); } finally { releasing = false; }
+      }
+    });
+  });
+  // The same action again on the elements now on the page, found by the URL they post to.
+  function later(detail) {
+    const elt = detail.elt;
+    const url = elt.getAttribute("hx-post");
+    const form = elt.closest("form");
+    const submitter = elt === form ? detail.triggeringEvent && detail.triggeringEvent.submitter : null;
+    const button = submitter ? Array.from(form.querySelectorAll("button")).indexOf(submitter) : -1;
+    const values = form ? Array.from(new FormData(form)).filter(([name]) => !FRESH.has(name)) : [];
+    return () => {
+      const now = url && document.querySelector(`#chain-panel [hx-post="${CSS.escape(url)}"]`);
+      if (!now) return;  // gone (a deleted step): nothing to do it on
+      const nowForm = now.closest("form");
+      if (nowForm) fill(nowForm, values);
+      window.htmx.process(now.closest("li.step") || now);  // settling (which binds it) comes later
+      if (now !== nowForm) now.click();
+      else if (nowForm.querySelectorAll("button")[button]) nowForm.querySelectorAll("button")[button].click();
+      else nowForm.requestSubmit();
+    };
+  }
+  function fill(form, values) {
+    for (const name of new Set(values.map(([n]) => n))) {
+      const all = values.filter(([n]) => n === name).map(([, v]) => v);
+      const field = form.elements.namedItem(name);
+      if (field && !(field instanceof RadioNodeList) && field.type !== "hidden") { field.value = all[0]; continue; }
+      form.querySelectorAll("input[type=hidden]").forEach((n) => { if (n.name === name) n.remove(); });
+      for (const value of all) {
+        const input = document.createElement("input");
+        input.type = "hidden"; input.name = name; input.value = value;
+        form.appendChild(input);
+      }
+    }
+  }
+
+  // What the reader is typing survives a swap made by another request: an open editor, a note
+  // or a new step half written, with the caret where it was. The form that made the request is
+  // the exception: the answer shows what became of it.
+  let carried = [];
+  document.body.addEventListener("htmx:beforeSwap", (e) => {
+    const target = e.detail.target;
+    const from = e.detail.requestConfig && e.detail.requestConfig.elt;  // detail.elt is the target here
+    const own = from instanceof Element ? from.closest("form") : null;
+    carried = [];
+    if (!(target instanceof Element) || !target.matches("#chain-panel, li.step")) return;
+    target.querySelectorAll("form[hx-post] textarea, form[hx-post] input:not([type=hidden])").forEach((field) => {
+      if (field.form === own) return;
+      const editor = field.closest("form.edit") !== null;
+      const editing = editor && field.closest("li.step.editing") !== null;
+      const focused = field === document.activeElement;
+      if (editor ? !editing : !focused && field.value === field.defaultValue) return;
+      carried.push({
+        url: field.form.getAttribute("hx-post"), name: field.name, value: field.value,
+        start: field.selectionStart, end: field.selectionEnd, focused, editing,
+      });
+    });
+  });
+  function restore() {
+    const list = carried;
+    carried = [];
+    for (const c of list) {
+      const form = document.querySelector(`#chain-panel form[hx-post="${CSS.escape(c.url)}"]`);
+      const field = form && form.elements.namedItem(c.name);
+      if (!field || field instanceof RadioNodeList) continue;
+      if (c.editing) form.closest("li.step").classList.add("editing");
+      field.value = c.value;
+      if (c.focused) {
+        field.focus({ preventScroll: true });
+        field.setSelectionRange(c.start, c.end);
+      }
+    }
+  }
+
+  // After a swap the old row is gone: put the focus back where the reader was, in the same task
+  // as the swap, so keys typed at once are never split by a later caret move. Only focus lost
+  // with the swapped content is put back: a reader typing elsewhere keeps the caret.
+  document.body.addEventListener("htmx:afterSwap", () => {
+    restore();
     const row = currentRow();
     if (!row) return;
     row.classList.add("current");
-    const swapped = e.target;
-    if (swapped instanceof Element && swapped !== document.body && !swapped.contains(row) && !row.contains(swapped)) return;
-    const area = row.querySelector("textarea[name=text]");
-    if (area) editHere(area);
-    else if (!row.contains(document.activeElement)) row.focus({ preventScroll: true });
+    const active = document.activeElement;
+    if (active && active !== document.body && active.isConnected) return;
+    const area = editorOf(row);
+    if (area) editHere(area); else row.focus({ preventScroll: true });
   });
-  // An editor arriving in a swap takes the focus with the caret at the end in the same task as
-  // the swap, before the browser's own autofocus: keys typed at once are never split by a later
-  // caret move (settling comes 20 ms after the swap).
-  document.body.addEventListener("htmx:afterSwap", () => {
-    const area = currentRow()?.querySelector("textarea[name=text]");
-    if (area) editHere(area);
-  });
-  function editHere(area) {
-    if (document.activeElement === area) return;  // already there: leave the caret alone
-    area.focus();
-    area.setSelectionRange(area.value.length, area.value.length);
-  }
 
   // The history panel reloads after a change only while it is open.
   document.body.addEventListener("chainChanged", () => {
@@ -141,6 +274,9 @@
     form.requestSubmit();
   });
 
+  const editing = document.querySelector("#steps > li.step.editing");
+  if (editing) { setCurrent(editing, false); editHere(editorOf(editing)); }
+
   root.dataset.ready = "1";  // keys and buttons are live (browser tests wait for this)
 
   // Active time: counted only while the page is visible.
@@ -156,12 +292,16 @@
     if (document.visibilityState === "visible") since = performance.now();
     else { if (since !== null) active += performance.now() - since; since = null; }
   });
+  // A submission without htmx sends the field; htmx also sends Reject and Skip, whose clicks
+  // submit no form. Time is added, never overwritten: a decision that waited for a write in
+  // flight carries the time taken before it.
   document.addEventListener("submit", (e) => {
     const field = e.target.querySelector && e.target.querySelector("input[name=seconds]");
-    if (field) field.value = take().toFixed(1);
+    if (field) field.value = ((Number(field.value) || 0) + take()).toFixed(1);
   }, true);
   document.body.addEventListener("htmx:configRequest", (e) => {
-    if ("seconds" in e.detail.parameters) e.detail.parameters.seconds = take().toFixed(1);
+    const parameters = e.detail.parameters;  // htmx's FormData proxy: `in` does not see fields
+    if (parameters.has("seconds")) parameters.seconds = ((Number(parameters.seconds) || 0) + take()).toFixed(1);
   });
   window.addEventListener("pagehide", () => {
     const seconds = take();

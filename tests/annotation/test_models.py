@@ -128,3 +128,22 @@ def test_it_refuses_a_reorder_that_drops_a_step(make_chain: Any, alice: Any) -> 
     a, b, _ = chain.live_steps()
     with pytest.raises(WorkflowError):
         services.reorder_steps(chain, [str(b.uuid), str(a.uuid)], by=alice, expected=1)
+
+
+def test_a_step_refuses_text_the_database_cannot_hold_or_too_long(make_chain: Any, alice: Any) -> None:
+    from annotation.models import NOTE_MAX_LENGTH, STEP_TEXT_MAX_LENGTH
+
+    chain = make_chain()
+    step = chain.live_steps().first()
+    for call in (
+        lambda: step.edit("bad \x00 byte", by=alice, expected=step.version),
+        lambda: step.annotate("bad \x00 byte", by=alice, expected=step.version),
+        lambda: services.add_step(chain, "bad \x00", by=alice, expected=chain.version),
+    ):
+        with pytest.raises(WorkflowError, match="Null characters"):
+            call()
+    with pytest.raises(WorkflowError, match="at most 5,000 characters"):
+        step.edit("x" * (STEP_TEXT_MAX_LENGTH + 1), by=alice, expected=step.version)
+    with pytest.raises(WorkflowError, match="at most 2,000 characters"):
+        step.annotate("x" * (NOTE_MAX_LENGTH + 1), by=alice, expected=step.version)
+    assert not ReviewEvent.objects.filter(step=step).exists()

@@ -7,3 +7,18 @@ REVIEW_READY = """() => {
     const review = document.querySelector('.review');
     return window.htmx !== undefined && (review === null || review.dataset.ready === '1');
 }"""
+
+# A slow network for the page's own requests: sends to URLs containing any of the given parts
+# wait `ms` first, so what a reader does while a write is in flight can be tested without racing
+# the live server. Pass it to page.evaluate with {"parts": [...], "ms": ...}.
+SLOW_REQUESTS = """({parts, ms}) => {
+    const open = XMLHttpRequest.prototype.open, send = XMLHttpRequest.prototype.send;
+    XMLHttpRequest.prototype.open = function (method, url, ...rest) {
+        this.slowUrl = String(url);
+        return open.call(this, method, url, ...rest);
+    };
+    XMLHttpRequest.prototype.send = function (body) {
+        if (!parts.some((part) => this.slowUrl.includes(part))) return send.call(this, body);
+        setTimeout(() => send.call(this, body), ms);
+    };
+}"""
