@@ -102,7 +102,7 @@ class Write:
 
     step: str
     version: int
-    changes: int  # fields the PATCH set: each one bumps the version
+    changes: int  # fields the PATCH changed: each one bumps the version (the same value: none)
     text: str
     verdict: str
 
@@ -569,9 +569,8 @@ def _record(
     expected = 409 if action == "stale_write" else 200
     if status == 200:
         # Recorded even when it should not have been accepted: the database did change.
-        log.writes.append(
-            Write(step["uuid"], body["version"], len(patch) - 1, body["text"], body["verdict"])
-        )
+        changed = sum(1 for key in ("text", "verdict") if key in patch and patch[key] != step[key])
+        log.writes.append(Write(step["uuid"], body["version"], changed, body["text"], body["verdict"]))
         sent = {key: patch[key] for key in ("text", "verdict") if key in patch}
         if any(body[key] != value for key, value in sent.items()):
             log.surprises.append(f"{action} {step['uuid']}: sent {sent}, server kept {body}")
@@ -705,7 +704,7 @@ def check_writes(writes: list[Write]) -> list[str]:
     """Each accepted write must show in the database: nothing lost, nothing applied twice.
 
     Every step belongs to one reviewer and each reviewer writes sequentially, so the versions
-    the server returned for a step must climb by exactly the number of fields each PATCH set,
+    the server returned for a step must climb by exactly the number of fields each PATCH changed,
     the final row must be the last write, and each field change must have its audit event.
     """
     from annotation.models import ReviewEvent, Step
