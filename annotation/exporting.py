@@ -56,7 +56,7 @@ from annotation.models import (
     TaskType,
 )
 from cxr import prompts
-from cxr.labeler import label_report
+from cxr.radrscore import answer_findings, findings_from_steps
 from cxr.vocabulary import NO_FINDING, OBSERVATIONS
 
 FORMATS = ("sft", "prm", "grpo", "radrbench")
@@ -227,50 +227,45 @@ def prm_steps(steps: list[StepRecord]) -> list[tuple[str, bool]]:
 
 _STRENGTH = {"present": 2, "uncertain": 1, "absent": 0}
 _ORDER = {name: index for index, name in enumerate(OBSERVATIONS)}
-_labels: dict[str, tuple[tuple[str, str], ...]] = {}
 
 
-def _label(text: str) -> tuple[tuple[str, str], ...]:
-    """Observations one step names (the implied No Finding left out), cached by text."""
-    found = _labels.get(text)
-    if found is None:
-        if len(_labels) > 500_000:
-            _labels.clear()  # bounded: the cache only saves repeated labelling
-        found = tuple(
-            (f.observation, f.status)
-            for f in label_report(text)
-            if f.observation != NO_FINDING or f.evidence
-        )
-        _labels[text] = found
-    return found
+def reference_findings(
+    steps: list[StepRecord], *, question: str = "", answer: Iterable[str] = ()
+) -> list[dict[str, str]]:
+    """{observation, status} for the reference chain, as GRPO rewards compare a model against it.
 
-
-def reference_findings(steps: list[StepRecord]) -> list[dict[str, str]]:
-    """{observation, status} for the reference steps: a step's own finding where it has one
-    (and was not rewritten), else what the findings labeler reads in the step's text, merged per
-    observation as the labeler does (present > uncertain > absent). No Finding is present
-    exactly when no abnormal observation is present or uncertain."""
+    A step's own finding where it has one (and was not rewritten), else what the step asserts
+    as `cxr.radrscore` reads reasoning: "Look for cardiomegaly by measuring the CTR" plans a
+    look and asserts nothing, "there is no pneumothorax" does. Per observation the strongest
+    status wins (present > uncertain > absent), and the verified answer's findings
+    (`answer_findings` of `question`) overrule them all: a "B) No" to "pneumothorax?" makes
+    Pneumothorax absent whatever a step said on the way. No Finding is present exactly when no
+    abnormal observation is present or uncertain. Rows come in vocabulary order.
+    """
+    merged: dict[str, str] = {}
     given: dict[str, str] = {}
-    labelled: dict[str, str] = {}
     for step in steps:
         finding = step.finding if isinstance(step.finding, dict) else None
         if finding and finding.get("observation") and not step.rewritten:
             given.setdefault(str(finding["observation"]), str(finding.get("status", "present")))
             continue
-        for observation, status in _label(step.text):
-            if _STRENGTH.get(status, 0) >= _STRENGTH.get(labelled.get(observation, ""), -1):
-                labelled[observation] = status
-    merged = {**labelled, **given}
-    if NO_FINDING not in merged:
-        abnormal = any(
-            OBSERVATIONS[name].abnormal and status != "absent"
-            for name, status in merged.items() if name in OBSERVATIONS
-        )
-        labelled[NO_FINDING] = "absent" if abnormal else "present"
-    rows = [{"observation": name, "status": status} for name, status in given.items()]
-    for name in sorted(set(labelled) - set(given), key=lambda n: (_ORDER.get(n, len(_ORDER)), n)):
-        rows.append({"observation": name, "status": labelled[name]})
-    return rows
+        for read in findings_from_steps([step.text]):
+            if _STRENGTH.get(read.status, 0) >= _STRENGTH.get(merged.get(read.observation, ""), -1):
+                merged[read.observation] = read.status
+    merged.update(given)
+    answers = list(answer)
+    if question and answers:
+        merged.update((f.observation, f.status) for f in answer_findings(question, answers))
+    abnormal = any(
+        OBSERVATIONS[name].abnormal and status != "absent"
+        for name, status in merged.items()
+        if name in OBSERVATIONS
+    )
+    merged[NO_FINDING] = "absent" if abnormal else "present"
+    return [
+        {"observation": name, "status": merged[name]}
+        for name in sorted(merged, key=lambda n: (_ORDER.get(n, len(_ORDER)), n))
+    ]
 
 
 def split_for(patient_key: str, seed: str) -> str:
@@ -325,7 +320,9 @@ def grpo_row(record: ChainRecord) -> dict[str, Any]:
         "answer": record.answer_text,
         "options": [{"key": o["key"], "text": o["text"]} for o in record.options],
         "reference_steps": [s.text for s in steps],
-        "reference_findings": reference_findings(steps),
+        "reference_findings": reference_findings(
+            steps, question=record.question, answer=record.answer
+        ),
     }
 
 
@@ -597,7 +594,8 @@ def _write(snapshot: ExportSnapshot, options: ExportOptions, out: Path, report: 
     counts: dict[str, Any] = {
         "chains": 0, "rows": {f: dict.fromkeys(SPLITS, 0) for f in options.formats},
         "by_task": Counter(), "by_status": Counter(), "by_origin": Counter(), "by_purpose": Counter(),
-        "verdicts": Counter(), "prm_labels": Counter(), "cases": set(), "patients": {s: set() for s in SPLITS},
+        "verdicts": Counter(), "prm_labels": Counter(), "prm_unjudged": 0, "cases": set(),
+        "patients": {s: set() for s in SPLITS},
     }
     manifest: dict[str, str] = {}
     try:
@@ -605,6 +603,9 @@ def _write(snapshot: ExportSnapshot, options: ExportOptions, out: Path, report: 
             split = split_for(record.patient_key, options.seed)
             for fmt in options.formats:
                 row = BUILDERS[fmt](record)
+                if fmt == "prm" and not row["labels"]:
+                    counts["prm_unjudged"] += 1  # no judged step: nothing a PRM can learn
+                    continue
                 handles[(fmt, split)].write(json.dumps(row, ensure_ascii=False) + "\n")
                 counts["rows"][fmt][split] += 1
                 if fmt == "prm":
@@ -657,6 +658,7 @@ def _finish_counts(counts: dict[str, Any], images: int) -> dict[str, Any]:
         "by_status": plain(counts["by_status"]), "by_origin": plain(counts["by_origin"]),
         "by_purpose": plain(counts["by_purpose"]), "verdicts": plain(counts["verdicts"]),
         "prm_labels": plain(counts["prm_labels"]),
+        "prm_chains_without_judged_steps": counts["prm_unjudged"],  # left out of prm/
     }
 
 
@@ -710,7 +712,8 @@ def dataset_card(snapshot: ExportSnapshot, options: ExportOptions, counts: dict[
         *table("origin", counts["by_origin"]), *table("purpose", counts["by_purpose"]),
         "| step verdict | steps |", "| --- | ---: |",
         *[f"| {k} | {v} |" for k, v in counts["verdicts"].items()], "",
-        f"PRM labels: {counts['prm_labels'].get('true', 0)} true, {counts['prm_labels'].get('false', 0)} false.", "",
+        f"PRM labels: {counts['prm_labels'].get('true', 0)} true, {counts['prm_labels'].get('false', 0)} false"
+        f" ({counts.get('prm_chains_without_judged_steps', 0)} chains with no judged step left out of prm/).", "",
         "## Agreement between readers (all double readings in the workbench)", "",
         "| readers | chains | steps | kappa (step verdicts) | chain decisions agree |",
         "| --- | ---: | ---: | ---: | ---: |",

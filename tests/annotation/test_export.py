@@ -142,11 +142,11 @@ def test_it_writes_the_grpo_rows(exported: Any) -> None:
         "options": [{"key": "A", "text": "Yes"}, {"key": "B", "text": "No"}],
         "reference_steps": ["Look at the costophrenic angles.", "No pneumothorax.",
                             "The right angle is sharp.", "Answer: A) Yes."],
-        # the first step's own finding; the rest read by the labeler from the step texts
+        # the first step's own finding; the rest read from the step texts; vocabulary order
         "reference_findings": [
-            {"observation": "Pleural Effusion", "status": "present"},
             {"observation": "No Finding", "status": "absent"},  # an abnormal finding is present
             {"observation": "Pneumothorax", "status": "absent"},
+            {"observation": "Pleural Effusion", "status": "present"},
         ],
     }
 
@@ -201,10 +201,10 @@ def test_it_keeps_each_patient_in_one_split(make_chain: Any, alice: Any, tmp_pat
         patient = f"patient-{n % 40}"
         set_patient(chain, patient)
         chains[str(chain.uuid)] = patient
-    snapshot = export(ExportOptions(formats=("prm",)), tmp_path / "snap")
+    snapshot = export(ExportOptions(formats=("sft",)), tmp_path / "snap")
     seen: dict[str, set[str]] = {}
     for split in ("train", "validation", "test"):
-        for line in (Path(snapshot.path) / "prm" / f"{split}.jsonl").read_text().splitlines():
+        for line in (Path(snapshot.path) / "sft" / f"{split}.jsonl").read_text().splitlines():
             seen.setdefault(chains[json.loads(line)["id"]], set()).add(split)
     assert len(seen) == 40 and all(len(splits) == 1 for splits in seen.values())
     assert {s for splits in seen.values() for s in splits} == {"train", "validation", "test"}
@@ -319,3 +319,35 @@ def test_it_refuses_a_folder_that_is_not_empty(db: Any, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="not empty"):
         export(ExportOptions(), tmp_path / "busy")
     assert not ExportSnapshot.objects.exists()
+
+
+def test_reference_findings_read_reasoning_and_follow_the_verified_answer() -> None:
+    """Planning sentences assert nothing; the verified answer settles the asked finding."""
+    from annotation.exporting import StepRecord, reference_findings
+
+    def step(text: str) -> StepRecord:
+        return StepRecord(position=0, text=text, original_text=text, verdict="correct",
+                          deleted=False, added=False, finding=None)
+
+    question = "Does this chest X-ray show pneumothorax? Options:\nA) Yes\nB) No"
+    steps = [
+        step("To assess for pneumothorax, look for a visceral pleural line."),
+        step("Look for cardiomegaly by measuring the cardiothoracic ratio."),
+        step("A small pneumothorax may be present at the apex."),  # overruled by the answer
+        step("There is no pleural effusion."),
+    ]
+    found = {f["observation"]: f["status"] for f in reference_findings(steps, question=question, answer=["B"])}
+    assert found == {"No Finding": "present", "Pneumothorax": "absent", "Pleural Effusion": "absent"}
+
+
+def test_the_prm_export_leaves_out_chains_with_no_judged_step(
+    make_chain: Any, alice: Any, tmp_path: Path
+) -> None:
+    judged = reviewed_chain(make_chain, alice)
+    make_chain()  # pending, nothing judged: nothing for a PRM to learn from
+    export(ExportOptions(status=("verified", "pending")), tmp_path / "snap")
+    assert [row["chain_id"] for row in rows(tmp_path / "snap", "prm")] == [str(judged.uuid)]
+    assert len(rows(tmp_path / "snap", "sft")) == 2  # the other formats keep both
+    manifest = json.loads((tmp_path / "snap" / "manifest.json").read_text())
+    assert manifest["counts"]["prm_chains_without_judged_steps"] == 1
+    assert "1 chains with no judged step left out of prm/" in (tmp_path / "snap" / "README.md").read_text()
