@@ -211,7 +211,9 @@ class _CaseIndex:
                 return found[0]
             if len(found) > 1:
                 raise _Rejected(
-                    field_name, f"{what} match {len(found)} cases: import with --source"
+                    field_name,
+                    f"{what} match {len(found)} cases: name the cases' source "
+                    "(--source, or the upload's source field)",
                 )
         named = ", ".join(
             f"{n}={shown(record[n])}" for n in (*UUID_FIELDS, *ITEM_FIELDS) if record.get(n)
@@ -494,7 +496,7 @@ def import_predictions(
     index = _CaseIndex((r for _, r in storable), source)
     cache: dict[int, _Reference] = {}
     prepared: list[_Row] = []
-    seen: set[int] = set()
+    seen: dict[int, int] = {}  # case -> the line of its first row
     settings_seen: dict[str, Any] | None = None
     for line, record in storable:
         try:
@@ -504,9 +506,18 @@ def import_predictions(
             result.problems.append(RowProblem(line, exc.field, str(exc)))
             continue
         if case.pk in seen:
-            result.duplicates += 1  # one prediction per case and run: the first row counts
+            # A run holds one prediction per case: a second row is another model's or sample's,
+            # never silently dropped as if it were a re-import.
+            result.problems.append(
+                RowProblem(
+                    line,
+                    "case",
+                    f"a second prediction for the case of line {seen[case.pk]}: a run holds one "
+                    "prediction per case (import each model or sample as its own run)",
+                )
+            )
             continue
-        seen.add(case.pk)
+        seen[case.pk] = line
         if settings_seen is None and isinstance(record.get("settings"), dict):
             settings_seen = record["settings"]
         prepared.append(row)

@@ -521,3 +521,18 @@ def test_an_unscored_row_scores_as_the_score_command_scores_it(
     for name in predictions.METRICS:
         assert getattr(imported, name) == pytest.approx(cli[name], abs=1e-6), name
     assert imported.details["missed"] == cli["missed"]
+
+
+def test_a_second_row_for_a_case_is_reported_not_dropped(cases: list[Any], tmp_path: Path) -> None:
+    """Two models' outputs in one file: the second row of a case is a problem with its line."""
+    rows = [
+        {"case_id": str(cases[0].uuid), "pred": GOOD, "model": "a"},
+        {"case_id": str(cases[1].uuid), "pred": GOOD, "model": "a"},
+        {"case_id": str(cases[0].uuid), "pred": WRONG, "model": "b"},
+    ]
+    result = predictions.import_predictions(_file(tmp_path, rows), run="mixed")
+    assert (result.created, result.rejected, result.duplicates) == (2, 1, 0)
+    (problem,) = result.problems
+    assert (problem.line, problem.field) == (3, "case")
+    assert "second prediction for the case of line 1" in problem.reason
+    assert Prediction.objects.get(run__name="mixed", case=cases[0]).correct is True
