@@ -132,6 +132,18 @@ def tokenize_dataset(dataset: Any, tokenizer: Any, args: PRMConfig) -> Any:
     )
 
 
+def json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metrics as strict JSON can hold them: NaN (an AUROC of one class) becomes null.
+
+    >>> json_safe({"eval_auroc": float("nan"), "eval_f1": 1.0})
+    {'eval_auroc': None, 'eval_f1': 1.0}
+    """
+    return {
+        name: None if isinstance(value, float) and value != value else value
+        for name, value in metrics.items()
+    }
+
+
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     """Area under the ROC curve (Mann-Whitney U with tied ranks averaged); NaN with one class.
 
@@ -278,7 +290,7 @@ def train(data_args: SnapshotArguments, args: PRMConfig, model_args: ModelConfig
     if eval_dataset is not None:
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)
-        trainer.save_metrics("eval", metrics)
+        trainer.save_metrics("eval", json_safe(metrics))
     return trainer
 
 

@@ -89,6 +89,16 @@ def test_it_computes_auroc_with_ties_and_one_class() -> None:
     assert np.isnan(auroc(np.array([0.2, 0.3]), np.array([1, 1])))
 
 
+def test_saved_metrics_are_strict_json_even_with_one_class() -> None:
+    from training.prm import json_safe
+
+    saved = json.dumps(json_safe({"eval_auroc": float("nan"), "eval_f1": 0.5}))
+    assert json.loads(saved, parse_constant=lambda name: pytest.fail(name)) == {
+        "eval_auroc": None,
+        "eval_f1": 0.5,
+    }
+
+
 def test_it_reports_step_accuracy_f1_and_auroc_on_labelled_positions_only() -> None:
     # Two rows of three positions; -100 marks the positions without a step end.
     logits = np.array(
