@@ -11,6 +11,7 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 
 from django.db.models import Aggregate, Count, FloatField, Q, QuerySet
@@ -19,6 +20,8 @@ from django.utils import timezone
 
 from annotation.exporting import ExportOptions, select_chains
 from annotation.models import Assignment, Chain, Step, TaskType
+from cxr.labeler import label_report
+from cxr.vocabulary import NO_FINDING
 
 OBSERVATION_SAMPLE = 20_000  # latest judged steps labelled for the by-observation table
 MINED_ORIGINS = (Chain.Origin.MINED_RULE, Chain.Origin.MINED_LLM, Chain.Origin.MODEL, Chain.Origin.IMPORTED)
@@ -126,11 +129,18 @@ def error_by_origin() -> dict[str, Any]:
     return {"rates": rates, "chart": rate_bars(rates)}
 
 
+@lru_cache(maxsize=65536)
+def _named(text: str) -> tuple[str, ...]:
+    """Observations the findings labeler reads in a step's text, stated or not (No Finding only
+    when the text says it): what the step talks about."""
+    return tuple(
+        f.observation for f in label_report(text) if f.observation != NO_FINDING or f.evidence
+    )
+
+
 def error_by_observation(limit: int = 15) -> dict[str, Any]:
     """Error rate per observation a step talks about: its structured finding, else what the
     findings labeler reads in the step's text as mined. Based on the latest judged steps."""
-    from annotation.exporting import _label
-
     steps = list(
         _judged_mined_steps().order_by("-updated_at", "-id")
         .values_list("original_text", "verdict", "finding")[: OBSERVATION_SAMPLE + 1]
@@ -141,7 +151,7 @@ def error_by_observation(limit: int = 15) -> dict[str, Any]:
         if isinstance(finding, dict) and finding.get("observation"):
             names = {str(finding["observation"])}
         else:
-            names = {name for name, _ in _label(text)} or {"(no observation named)"}
+            names = set(_named(text)) or {"(no observation named)"}
         for name in names:
             rate = by.setdefault(name, Rate(name))
             rate.judged += 1
