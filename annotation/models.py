@@ -255,6 +255,11 @@ class Chain(models.Model):
         )
 
     def verify(self, *, by: Any, expected: int | None = None, note: str = "") -> None:
+        if expected is not None and expected != self.version:
+            # Stale first: the reader must see the chain as it is now before anything else.
+            self.refresh_from_db(fields=["version", "status", "updated_at"])
+            if expected != self.version:
+                raise StaleVersion(self, expected)
         unjudged = self.live_steps().filter(verdict=Step.Verdict.UNREVIEWED).count()
         if unjudged:
             raise WorkflowError(

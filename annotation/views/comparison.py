@@ -7,6 +7,7 @@ and users without a role get 403. Charts are inline SVG computed here (no chart 
 from __future__ import annotations
 
 import csv
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import URLPattern, path, reverse
 from django.utils.http import urlencode
@@ -374,7 +375,11 @@ def compare(request: HttpRequest) -> HttpResponse:
     wanted = request.GET.get("case")
     index = 0
     if wanted:
-        case_obj = get_object_or_404(services.compared_cases(), uuid=wanted)
+        try:
+            wanted_uuid = uuid.UUID(wanted)
+        except ValueError:
+            raise Http404("No such case") from None
+        case_obj = get_object_or_404(services.compared_cases(), uuid=wanted_uuid)
         index = case_ids.index(case_obj.pk) if case_obj.pk in case_ids else -1
     else:
         try:

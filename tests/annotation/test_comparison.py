@@ -286,3 +286,9 @@ def test_the_compare_page_names_answers_and_skips_empty_runs(
     assert "aaa-empty" not in page
     assert 'data-column="alpha"' in page and 'data-column="beta"' in page
     assert "Answer: <strong>A) Yes</strong>" in page
+
+
+def test_a_case_parameter_that_is_no_uuid_is_not_found(client: Any, two_runs: Any, dave: Any) -> None:
+    client.force_login(dave)
+    for bad in ("\x00", "not-a-uuid", "1" * 500):
+        assert client.get(reverse("annotation:compare"), {"case": bad}).status_code == 404

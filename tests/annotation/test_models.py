@@ -147,3 +147,11 @@ def test_a_step_refuses_text_the_database_cannot_hold_or_too_long(make_chain: An
     with pytest.raises(WorkflowError, match="at most 2,000 characters"):
         step.annotate("x" * (NOTE_MAX_LENGTH + 1), by=alice, expected=step.version)
     assert not ReviewEvent.objects.filter(step=step).exists()
+
+
+def test_a_stale_verify_is_refused_as_stale_before_anything_else(make_chain: Any, alice: Any) -> None:
+    chain = make_chain()  # its steps have no verdict yet
+    with pytest.raises(StaleVersion):
+        chain.verify(by=alice, expected=chain.version + 5)
+    with pytest.raises(WorkflowError, match="without a verdict"):
+        chain.verify(by=alice, expected=chain.version)
