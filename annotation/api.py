@@ -15,6 +15,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,6 +30,7 @@ from annotation.models import (
     Role,
     StaleVersion,
     Step,
+    TaskType,
     WorkflowError,
 )
 from annotation.serializers import (
@@ -41,6 +43,7 @@ from annotation.serializers import (
     StepPatchSerializer,
     StepSerializer,
     for_chain_serializer,
+    quoted,
 )
 
 
@@ -50,9 +53,38 @@ def _conflict(exc: StaleVersion, current: Any) -> Response:
     )
 
 
+class Pagination(LimitOffsetPagination):
+    """DRF's limit/offset paging with its numbers checked: DRF passes any limit on to the query
+    (one past bigint's range was a 500) and quietly ignores one that is not a number."""
+
+    max_limit = 1000
+
+    def get_limit(self, request: Request) -> int:
+        return self._number(request, self.limit_query_param, self.default_limit, 1, self.max_limit)
+
+    def get_offset(self, request: Request) -> int:
+        # No upper bound needed: an offset past the last row answers an empty page unqueried.
+        return self._number(request, self.offset_query_param, 0, 0, None)
+
+    @staticmethod
+    def _number(request: Request, name: str, default: int, low: int, high: int | None) -> int:
+        raw = request.query_params.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            span = f"from {low} to {high}" if high is not None else f"{low} or more"
+            raise ValidationError({name: f"must be a whole number {span}, not {quoted(raw)}"})
+        return value
+
+
 class CaseViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = CaseSerializer
     lookup_field = "uuid"
+    pagination_class = Pagination
 
     def get_queryset(self) -> QuerySet[Case]:
         visible = services.visible_chains(self.request.user).values("case_id")
@@ -67,13 +99,31 @@ class CaseViewSet(viewsets.ReadOnlyModelViewSet):
 class ChainViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ChainSerializer
     lookup_field = "uuid"
+    pagination_class = Pagination
+
+    # Filters on a field with fixed values: parameter -> (lookup, the values it takes).
+    _CHOICES: dict[str, tuple[str, list[str]]] = {
+        "status": ("status", Chain.Status.values),
+        "origin": ("origin", Chain.Origin.values),
+        "task": ("case__task_type", TaskType.values),
+        "purpose": ("purpose", Chain.Purpose.values),
+    }
 
     def get_queryset(self) -> QuerySet[Chain]:
         chains = services.visible_chains(self.request.user)
         params = self.request.query_params
-        for name, lookup in (("status", "status"), ("origin", "origin"), ("task", "case__task_type"), ("source", "case__source")):
+        for name, (lookup, allowed) in self._CHOICES.items():
             if params.get(name):
+                if params[name] not in allowed:
+                    # Not an empty page: a misspelt filter would read as "no such chains".
+                    raise ValidationError(
+                        {name: f"unknown {name} {quoted(params[name])}: choose from {', '.join(allowed)}"}
+                    )
                 chains = chains.filter(**{lookup: params[name]})
+        if params.get("source"):
+            if "\x00" in params["source"]:  # PostgreSQL text cannot hold it: a 500 if queried
+                raise ValidationError({"source": "contains a NUL character"})
+            chains = chains.filter(case__source=params["source"])
         chains = self._script_filters(chains, params)
         return for_chain_serializer(chains).order_by("created_at", "id")
 
@@ -93,10 +143,9 @@ class ChainViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(self.get_serializer(chain).data)
 
     def _script_filters(self, chains: QuerySet[Chain], params: Any) -> QuerySet[Chain]:
-        """For curators' scripts: ?purpose=, ?case=, ?since=DATE (decided or changed on or after),
-        ?exportable=1 (what an export with the other filters would take)."""
-        if params.get("purpose"):
-            chains = chains.filter(purpose=params["purpose"])
+        """For curators' scripts: ?case=, ?since=DATE (decided or changed on or after),
+        ?exportable=1 (what an export with the other filters would take); ?purpose= is one of
+        the choice filters above."""
         if params.get("case"):
             chains = chains.filter(case__uuid=_uuid(params["case"], "case"))
         if params.get("since"):
@@ -116,10 +165,15 @@ class ChainViewSet(viewsets.ReadOnlyModelViewSet):
             raise PermissionDenied("Only a radiologist assigned to this open chain can decide it")
         body = ChainDecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        expected = body.validated_data.get("version")
+        if expected is not None and expected != chain.version:
+            # A stale request is answered as stale before anything about the chain's state
+            # (Chain.verify checks the verdicts before its version: "steps still without a
+            # verdict" would describe a chain the client has not seen).
+            return _conflict(StaleVersion(chain, expected), ChainSerializer(self._reload(chain)).data)
         try:
             services.finish_chain(
-                chain, request.user, verb, expected=body.validated_data.get("version"),
-                note=body.validated_data.get("note", ""),
+                chain, request.user, verb, expected=expected, note=body.validated_data.get("note", ""),
             )
         except StaleVersion as exc:
             return _conflict(exc, ChainSerializer(self._reload(chain)).data)
@@ -214,6 +268,7 @@ class AssignmentViewSet(
     serializer_class = AssignmentSerializer
     lookup_field = "uuid"
     permission_classes = [permissions.IsAuthenticated, IsCuratorForWrites]
+    pagination_class = Pagination
 
     def get_queryset(self) -> QuerySet[Assignment]:
         assignments = Assignment.objects.select_related("chain", "reader").order_by("assigned_at", "id")
@@ -272,6 +327,7 @@ class SnapshotViewSet(
     serializer_class = SnapshotSerializer
     lookup_field = "uuid"
     permission_classes = [permissions.IsAuthenticated, CanExport]
+    pagination_class = Pagination
     queryset = ExportSnapshot.objects.select_related("created_by", "job").order_by("-number")
 
     @extend_schema(request=SnapshotCreateSerializer, responses={202: SnapshotSerializer})
@@ -352,6 +408,7 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = RunSerializer
     lookup_field = "uuid"
     permission_classes = [permissions.IsAuthenticated, CanReadRuns]
+    pagination_class = Pagination
 
     def get_queryset(self) -> QuerySet[ModelRun]:
         return ModelRun.objects.select_related("snapshot").annotate(

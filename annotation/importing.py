@@ -193,13 +193,19 @@ class ParsedCase:
 # --- reading ---------------------------------------------------------------------------------
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def read_records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
-    """Yield (line number, record or None, error). A `.json` file may hold one array."""
+    """Yield (line number, record or None, error). A `.json` file may hold one array.
+
+    A UTF-8 byte order mark at the start (as Windows editors write one) is skipped.
+    """
     with path.open("rb") as handle:
-        head = handle.read(1 << 16).lstrip()
+        head = handle.read(1 << 16).removeprefix(_BOM).lstrip()
     if head[:1] == b"[":
         try:
-            records = json.loads(path.read_text(encoding="utf-8"))
+            records = json.loads(path.read_text(encoding="utf-8-sig"))
         except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, a 5000-digit number
             yield getattr(exc, "lineno", 1), None, f"unreadable JSON: {_reason(exc)}"
             return
@@ -208,6 +214,8 @@ def read_records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
         return
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
+            if number == 1:
+                raw = raw.removeprefix(_BOM)
             if not raw.strip():
                 continue
             try:
@@ -282,6 +290,10 @@ def _task_type(record: dict[str, Any], options: list[Any], answer: list[str]) ->
     return TaskType.MULTI if len(answer) > 1 else TaskType.SINGLE
 
 
+# Task types whose answer is one option (a multi-choice answer is the other kind of question).
+_ONE_ANSWER = {TaskType.BINARY: "yes/no", TaskType.SINGLE: "single-choice"}
+
+
 def content_hash(record: dict[str, Any]) -> str:
     keys = (
         "question", "answer", "reason_steps", "original_report", "original_report1",
@@ -297,6 +309,9 @@ def parse_record(record: Any, line: int, *, source: str, origin: str) -> ParsedC
     bad = unstorable(record)
     if bad is not None:
         raise RecordError(*bad)
+    question = record.get("question")
+    if question is not None and not isinstance(question, str):  # a list is no question
+        raise RecordError("question", f"'question' should be text, not {type(question).__name__}")
     question_text = _text(record, "question", required=True)
     parsed = parse_question(question_text)
     raw_answer = record.get("answer")
@@ -325,10 +340,17 @@ def parse_record(record: Any, line: int, *, source: str, origin: str) -> ParsedC
     origin = record.get("origin") or origin
     if origin not in Chain.Origin.values:
         raise RecordError("origin", f"unknown origin {shown(origin)}")
+    task_type = _task_type(record, parsed.options, answer)
+    if task_type in _ONE_ANSWER and len(answer) != 1:
+        raise RecordError(
+            "answer",
+            f"a {_ONE_ANSWER[task_type]} question takes exactly one answer, "
+            f"not {len(answer)} ({', '.join(answer)})",
+        )
     return ParsedCase(
         line=line,
         key=(source, item_id, content_hash(record)),
-        task_type=_task_type(record, parsed.options, answer),
+        task_type=task_type,
         question=question_text,
         options=[{"key": o.key, "text": o.text} for o in parsed.options],
         answer=answer,

@@ -3,6 +3,8 @@ from __future__ import annotations
 import copy
 from typing import Any, ClassVar
 
+from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch, QuerySet
 from rest_framework import serializers
 from rest_framework.fields import Field
@@ -90,14 +92,43 @@ class StepSerializer(BuiltOnceMixin, serializers.ModelSerializer):
 
 _DATETIME = serializers.DateTimeField()  # renders as DRF's own fields do (ISO 8601, "Z" for UTC)
 
+VERSION_MAX = 2**31 - 1  # the largest version the integer column holds
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, in JSON's words, for an error message."""
+    if value is None:
+        return "null"
+    return {bool: "true/false", int: "a number", float: "a number", dict: "an object", list: "a list"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def quoted(value: str, limit: int = 60) -> str:
+    """`value` quoted for an error message, cut to `limit` characters (a bad value is pointed
+    at, not copied back whole)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
+class TextField(serializers.CharField):
+    """A CharField that takes only text: DRF's turns a number into text ("note": 5 became "5")."""
+
+    default_error_messages = {"not_text": "Must be text, not {kind}."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_text", kind=_kind(data))
+        return super().to_internal_value(data)
+
 
 class StepPatchSerializer(serializers.Serializer):
     """PATCH /steps/{uuid}/: the version you read, and what to change."""
 
-    version = serializers.IntegerField(min_value=1)
+    version = serializers.IntegerField(min_value=1, max_value=VERSION_MAX)
     verdict = serializers.ChoiceField(choices=Step.Verdict.choices, required=False)
-    text = serializers.CharField(required=False, allow_blank=False, max_length=STEP_TEXT_MAX_LENGTH)
-    note = serializers.CharField(required=False, allow_blank=True, max_length=NOTE_MAX_LENGTH)
+    text = TextField(required=False, allow_blank=False, max_length=STEP_TEXT_MAX_LENGTH)
+    note = TextField(required=False, allow_blank=True, max_length=NOTE_MAX_LENGTH)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not {"verdict", "text", "note"} & attrs.keys():
@@ -149,13 +180,49 @@ class ChainSerializer(BuiltOnceMixin, serializers.ModelSerializer):
 
 
 class ChainDecisionSerializer(serializers.Serializer):
-    version = serializers.IntegerField(min_value=1, required=False)
-    note = serializers.CharField(required=False, allow_blank=True, max_length=NOTE_MAX_LENGTH)
+    version = serializers.IntegerField(min_value=1, max_value=VERSION_MAX, required=False)
+    note = TextField(required=False, allow_blank=True, max_length=NOTE_MAX_LENGTH)
+
+
+class _KeyField(serializers.SlugRelatedField):
+    """A related object named by one text key (a chain's uuid, a reader's username), with errors
+    that say which: DRF's quote the lookup ("Object with username={'x': 1} does not exist."),
+    and pass anything on to the query (a NUL character in a username was a 500)."""
+
+    what = ""  # "a chain's uuid", "a username"
+    noun = ""  # "chain", "user"
+
+    default_error_messages = {
+        "not_text": "Must be {what} (text), not {kind}.",
+        "nul": "Must be {what}: this one contains a NUL character.",
+        "does_not_exist": "No {noun} has the {slug_name} {value}.",
+        "invalid": "Not {what}: {value}.",
+    }
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("not_text", what=self.what, kind=_kind(data))
+        if "\x00" in data:
+            self.fail("nul", what=self.what)
+        try:
+            return self.get_queryset().get(**{self.slug_field: data})
+        except ObjectDoesNotExist:
+            self.fail("does_not_exist", noun=self.noun, slug_name=self.slug_field, value=quoted(data))
+        except (TypeError, ValueError, DjangoValidationError):  # "x" as a uuid
+            self.fail("invalid", what=self.what, value=quoted(data))
+
+
+class ChainKeyField(_KeyField):
+    what, noun = "a chain's uuid", "chain"
+
+
+class ReaderField(_KeyField):
+    what, noun = "a username", "user"
 
 
 class AssignmentSerializer(serializers.ModelSerializer):
-    chain = serializers.SlugRelatedField(slug_field="uuid", queryset=Chain.objects.all())
-    reader = serializers.SlugRelatedField(
+    chain = ChainKeyField(slug_field="uuid", queryset=Chain.objects.all())
+    reader = ReaderField(
         slug_field="username", queryset=Assignment._meta.get_field("reader").related_model.objects.all()
     )
 
@@ -163,6 +230,17 @@ class AssignmentSerializer(serializers.ModelSerializer):
         model = Assignment
         fields = ["uuid", "chain", "reader", "status", "assigned_at", "started_at", "completed_at", "seconds_spent"]
         read_only_fields = ["uuid", "status", "assigned_at", "started_at", "completed_at", "seconds_spent"]
+        # The unique (chain, reader) pair is checked in validate(), in words about the chain:
+        # DRF's own check says "The fields chain, reader must make a unique set."
+        validators: ClassVar[list[Any]] = []
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        chain, reader = attrs["chain"], attrs["reader"]
+        if Assignment.objects.filter(chain=chain, reader=reader).exists():
+            raise serializers.ValidationError(
+                {"chain": f"This chain is already assigned to {reader.get_username()}."}
+            )
+        return attrs
 
 
 class SnapshotSerializer(serializers.ModelSerializer):
@@ -194,15 +272,36 @@ class SnapshotSerializer(serializers.ModelSerializer):
         return files
 
 
+class NamesField(serializers.ListField):
+    """A list of names, or comma-separated text as `manage.py export` takes it: ["sft", "prm"],
+    "sft,prm" and (from a form) ["sft,prm"] are the same."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(child=TextField(), **kwargs)
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        if isinstance(data, str):
+            data = [data]
+        if isinstance(data, list):
+            names: list[Any] = []
+            for item in data:
+                if isinstance(item, str):
+                    names += [part.strip() for part in item.split(",") if part.strip()]
+                else:
+                    names.append(item)  # for the child field to refuse
+            data = names
+        return super().to_internal_value(data)
+
+
 class SnapshotCreateSerializer(serializers.Serializer):
     """POST /snapshots/: the same options as `manage.py export` (lists, or comma-separated text)."""
 
-    formats = serializers.ListField(child=serializers.CharField(), required=False)
-    status = serializers.ListField(child=serializers.CharField(), required=False)
-    tasks = serializers.ListField(child=serializers.CharField(), required=False)
-    sources = serializers.ListField(child=serializers.CharField(), required=False)
-    origins = serializers.ListField(child=serializers.CharField(), required=False)
+    formats = NamesField(required=False)
+    status = NamesField(required=False)
+    tasks = NamesField(required=False)
+    sources = NamesField(required=False)
+    origins = NamesField(required=False)
     since = serializers.DateField(required=False, allow_null=True)
     min_agreement = serializers.FloatField(required=False, allow_null=True, min_value=-1, max_value=1)
     image_size = serializers.IntegerField(required=False, min_value=16, max_value=4096)
-    seed = serializers.CharField(required=False, max_length=100)
+    seed = TextField(required=False, max_length=100)

@@ -223,3 +223,104 @@ def test_it_answers_a_readers_patch_as_the_step_now_is(make_chain: Any, alice: A
     assert done.status_code == 200
     assert done.json() == StepSerializer(Step.objects.select_related("chain").get(pk=step.pk)).data
 
+
+
+def test_it_answers_400_to_list_filters_postgresql_cannot_store(make_chain: Any, carol: Any) -> None:
+    # A NUL character in a query parameter reached PostgreSQL as a 500 (DataError).
+    make_chain()
+    client = api_for(carol)
+    for name in ("status", "origin", "task", "source", "purpose", "case", "since"):
+        refused = client.get(f"/api/v1/chains/?{name}=%00")
+        assert refused.status_code == 400, name
+        assert list(refused.json()) == [name]
+    assert client.get("/api/v1/chains/?source=a%00b").json() == {"source": "contains a NUL character"}
+    assert client.get("/api/v1/chains/?source=test").json()["count"] == 1
+    assert client.get("/api/v1/chains/?source=other").json()["count"] == 0
+
+
+def test_it_names_the_allowed_values_of_an_unknown_choice_filter(make_chain: Any, alice: Any, carol: Any) -> None:
+    # An unknown value was an empty 200: a misspelt filter read as "there are no such chains".
+    chain = make_chain(readers=(alice,))
+    client = api_for(carol)
+    for query, allowed in (
+        ("status=bogus", "pending, in_review, verified, rejected"),
+        ("origin=x", "imported, mined_rule, mined_llm, model, radiologist"),
+        ("task=zzz", "binary, single"),
+        ("purpose=x", "reference, reading, adjudicated"),
+    ):
+        refused = client.get(f"/api/v1/chains/?{query}")
+        name, value = query.split("=")
+        assert refused.status_code == 400, query
+        message = refused.json()[name]
+        assert f"unknown {name} '{value}'" in message and allowed in message, message
+    assert client.get("/api/v1/chains/?status=pending&origin=mined_llm&task=binary&purpose=reference").json()["count"] == 1
+    # A reader's detail view honours the filters too, through the same checks.
+    assert api_for(alice).get(f"/api/v1/chains/{chain.uuid}/?status=bogus").status_code == 400
+
+
+def test_it_answers_400_to_a_page_out_of_range(make_chain: Any, carol: Any, dave: Any) -> None:
+    # A limit past bigint's range was a 500 ("bigint out of range"); DRF ignored one that was
+    # no number at all.
+    make_chain()
+    client = api_for(carol)
+    for endpoint in ("chains", "cases", "assignments", "snapshots", "runs"):
+        for query, name in (
+            ("limit=100000000000000000000", "limit"), ("limit=0", "limit"), ("limit=ten", "limit"),
+            ("limit=1001", "limit"), ("offset=-1", "offset"), ("offset=x", "offset"),
+        ):
+            refused = client.get(f"/api/v1/{endpoint}/?{query}")
+            assert refused.status_code == 400, (endpoint, query)
+            assert "must be a whole number" in refused.json()[name]
+    assert client.get("/api/v1/chains/?offset=100000000000000000000").json()["results"] == []
+    page = client.get("/api/v1/chains/?limit=1000&offset=0").json()
+    assert page["count"] == 1 and len(page["results"]) == 1
+    assert api_for(dave).get("/api/v1/runs/?limit=5&page=100000000000000000000").status_code == 200
+
+
+def test_it_refuses_an_assignment_with_a_reader_that_is_no_username(make_chain: Any, alice: Any, carol: Any) -> None:
+    chain = make_chain()
+    client = api_for(carol)
+
+    def refused(body: dict[str, Any], field: str) -> str:
+        answer = client.post("/api/v1/assignments/", body, format="json")
+        assert answer.status_code == 400, answer.content
+        return answer.json()[field][0]
+
+    # A NUL character reached the username lookup as a 500.
+    assert "NUL character" in refused({"chain": str(chain.uuid), "reader": "b\u0000ob"}, "reader")
+    assert refused({"chain": str(chain.uuid), "reader": {"x": 1}}, "reader") == "Must be a username (text), not an object."
+    assert refused({"chain": str(chain.uuid), "reader": 5}, "reader") == "Must be a username (text), not a number."
+    assert refused({"chain": str(chain.uuid), "reader": "zed"}, "reader") == "No user has the username 'zed'."
+    assert refused({"chain": {"x": 1}, "reader": "alice"}, "chain") == "Must be a chain's uuid (text), not an object."
+    assert refused({"chain": "x", "reader": "alice"}, "chain") == "Not a chain's uuid: 'x'."
+    assert refused({"chain": str(uuid.uuid4()), "reader": "alice"}, "chain").startswith("No chain has the uuid")
+    assert client.post("/api/v1/assignments/", {"chain": str(chain.uuid), "reader": "alice"}, format="json").status_code == 201
+    assert refused({"chain": str(chain.uuid), "reader": "alice"}, "chain") == "This chain is already assigned to alice."
+
+
+def test_it_answers_a_stale_decision_with_409_before_judging_the_steps(make_chain: Any, alice: Any) -> None:
+    # Verify checked the verdicts first: a stale client was told about steps it has not seen.
+    chain = make_chain(readers=(alice,))
+    client = api_for(alice)
+    for verb in ("verify", "reject"):
+        stale = client.post(f"/api/v1/chains/{chain.uuid}/{verb}/", {"version": 99}, format="json")
+        assert stale.status_code == 409 and stale.json()["current"]["version"] == 1
+        assert "your version 99, current 1" in stale.json()["detail"]
+    huge = client.post(f"/api/v1/chains/{chain.uuid}/verify/", {"version": 2**63}, format="json")
+    assert huge.status_code == 400 and "version" in huge.json()
+    assert Chain.objects.get(pk=chain.pk).status == Chain.Status.PENDING
+
+
+def test_it_refuses_notes_and_texts_that_are_not_text(make_chain: Any, alice: Any) -> None:
+    # DRF's CharField turned 5 into "5".
+    chain = make_chain(readers=(alice,))
+    step = chain.live_steps()[0]
+    client = api_for(alice)
+    refused = client.post(f"/api/v1/chains/{chain.uuid}/reject/", {"note": 5}, format="json")
+    assert refused.status_code == 400 and refused.json() == {"note": ["Must be text, not a number."]}
+    for body in ({"version": 1, "note": 5}, {"version": 1, "text": ["a"]}, {"version": 1, "note": None}):
+        assert client.patch(f"/api/v1/steps/{step.uuid}/", body, format="json").status_code == 400, body
+    assert Chain.objects.get(pk=chain.pk).status == Chain.Status.PENDING
+    assert Step.objects.get(pk=step.pk).version == 1
+    done = client.post(f"/api/v1/chains/{chain.uuid}/reject/", {"note": "Wrong side."}, format="json")
+    assert done.status_code == 200 and done.json()["note"] == "Wrong side."

@@ -1,3 +1,4 @@
+import re
 from typing import Any
 
 import pytest
@@ -93,6 +94,31 @@ def test_create_user_gives_the_role_and_prints_a_password(db: Any, capsys: Any) 
     assert user.check_password(password) and user.groups.filter(name="radiologist").exists()
     with pytest.raises(CommandError, match="already exists"):
         call_command("create_user", "rita", "--role", "curator")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        # A ValueError traceback, a DataError (varchar 150) traceback, then names no login
+        # form takes and passwords the validators refuse, all once accepted.
+        (("",), "username '': This field cannot be blank."),
+        (("r" * 200,), "at most 150 characters"),
+        (("bad name!",), "Enter a valid username"),
+        (("rita", "--password", "x"), "--password: This password is too short"),
+        (("rita", "--password", "password123"), "This password is too common"),
+        (("rita", "--email", "not-an-address"), "email 'not-an-address': Enter a valid email address."),
+    ],
+)
+def test_create_user_refuses_what_the_user_model_refuses(db: Any, arguments: tuple[str, ...], message: str) -> None:
+    with pytest.raises(CommandError, match=re.escape(message)):
+        call_command("create_user", *arguments, "--role", "curator")
+    assert not get_user_model().objects.exists()
+
+
+def test_create_user_takes_a_password_the_validators_accept(db: Any, capsys: Any) -> None:
+    call_command("create_user", "rita.m@x", "--role", "curator", "--password", "umbra-lateral-view-7")
+    assert capsys.readouterr().out.strip().endswith("with password: umbra-lateral-view-7")
+    assert get_user_model().objects.get(username="rita.m@x").check_password("umbra-lateral-view-7")
 
 
 def test_the_demo_creates_users_and_cases_once(db: Any, settings: Any, capsys: Any) -> None:

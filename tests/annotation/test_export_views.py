@@ -151,3 +151,19 @@ def test_it_filters_the_chain_listing_for_scripts(carol: Any, make_chain: Any, a
     assert client.get("/api/v1/chains/?since=soon").status_code == 400
     row = client.get("/api/v1/chains/?purpose=reading").json()["results"][0]
     assert row["derived_from"] == str(reference.uuid) and row["purpose"] == "reading"
+
+
+def test_it_takes_snapshot_options_as_lists_or_comma_separated_text(carol: Any, snapshot: ExportSnapshot) -> None:
+    # The docstring promised comma-separated text; "sft,prm" was refused as "not a list".
+    client = client_for(carol)
+    for formats in ("sft,prm", "sft, prm", ["sft", "prm"], ["sft,prm"]):
+        created = client.post("/api/v1/snapshots/", {"formats": formats, "status": "verified,rejected"},
+                              content_type="application/json")
+        assert created.status_code == 202, created.content
+        assert created.json()["options"]["formats"] == ["sft", "prm"]
+        assert created.json()["options"]["status"] == ["verified", "rejected"]
+    for bad in ({"formats": 5}, {"formats": [5]}, {"formats": {"sft": 1}}, {"sources": "a\u0000b"}, {"seed": 5}):
+        refused = client.post("/api/v1/snapshots/", bad, content_type="application/json")
+        assert refused.status_code == 400, bad
+        assert list(refused.json()) == list(bad)
+    assert ExportSnapshot.objects.count() == 5

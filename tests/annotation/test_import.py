@@ -319,3 +319,52 @@ def test_it_reports_json_python_cannot_read_as_unreadable(db: Any, tmp_path: Pat
 def test_it_quotes_a_bad_value_without_copying_it(db: Any, tmp_path: Path) -> None:
     result = import_cases(write_jsonl(tmp_path / "c.jsonl", [dict(RECORDS[1], task="x" * 100_000)]), source="t")
     assert result.problems[0].field == "task" and len(result.problems[0].reason) < 120
+
+
+def test_it_rejects_a_question_that_is_not_text(db: Any, tmp_path: Path) -> None:
+    # A list was joined into the question "list"; a number became its digits.
+    records = [dict(RECORDS[3], question=["list"]), dict(RECORDS[3], question=5), RECORDS[3]]
+    result = import_cases(write_jsonl(tmp_path / "q.jsonl", records), source="t")
+    assert result.imported == 1
+    assert [(p.line, p.field, p.reason) for p in result.problems] == [
+        (1, "question", "'question' should be text, not list"),
+        (2, "question", "'question' should be text, not int"),
+    ]
+
+
+def test_it_rejects_two_answers_to_a_yes_no_question(db: Any, tmp_path: Path) -> None:
+    records = [
+        dict(RECORDS[0], answer=["A", "B"]),
+        dict(RECORDS[0], answer="A, B", item_id="2"),
+        dict(RECORDS[1], answer="A, D", task="single"),  # a single-choice question named as such
+        dict(RECORDS[0], answer=["A"], item_id="4"),
+    ]
+    result = import_cases(write_jsonl(tmp_path / "yn.jsonl", records), source="t")
+    assert result.imported == 1 and Case.objects.get().answer == ["A"]
+    rejected = [p for p in result.problems if p.kind == "rejected"]  # line 4 warns of its image
+    assert [(p.line, p.field) for p in rejected] == [(1, "answer"), (2, "answer"), (3, "answer")]
+    assert rejected[0].reason == "a yes/no question takes exactly one answer, not 2 (A, B)"
+    assert rejected[2].reason == "a single-choice question takes exactly one answer, not 2 (A, D)"
+
+
+def test_it_reads_a_file_that_starts_with_a_byte_order_mark(db: Any, tmp_path: Path) -> None:
+    # Windows editors write one; line 1 was rejected as "Unexpected UTF-8 BOM".
+    lines = tmp_path / "bom.jsonl"
+    lines.write_bytes(b"\xef\xbb\xbf" + "\n".join(json.dumps(r) for r in RECORDS[1:3]).encode() + b"\n")
+    result = import_cases(lines, source="t")
+    assert (result.imported, result.rejected) == (2, 0)
+    array = tmp_path / "bom.json"
+    array.write_bytes(b"\xef\xbb\xbf  " + json.dumps(RECORDS[3:5]).encode())
+    result = import_cases(array, source="t")
+    assert (result.imported, result.rejected) == (2, 0)
+
+
+def test_the_command_says_a_folder_is_not_a_file(db: Any, tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="is a folder: give the JSONL or JSON file in it"):
+        call_command("import_cases", str(tmp_path), "--source", "s")
+    with pytest.raises(CommandError, match="no such file"):
+        call_command("import_cases", str(tmp_path / "missing.jsonl"), "--source", "s")
+    cases = write_jsonl(tmp_path / "c.jsonl", RECORDS[:1])
+    with pytest.raises(CommandError, match="is a file: give the folder the images are in"):
+        call_command("import_cases", str(cases), "--source", "s", "--images", str(cases))
+    assert not Case.objects.exists()

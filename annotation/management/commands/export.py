@@ -1,3 +1,5 @@
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +11,35 @@ from annotation.exporting import FORMATS, ExportError, ExportOptions, export
 
 def _list(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def check_out(out: Path) -> None:
+    """Refuse an --out the snapshot cannot be written to, before a snapshot is numbered: a
+    failed write would use up a snapshot number and leave a failed row behind.
+
+    The folder is created (as the export would) and a file is written in it; that is the
+    only sure test (permissions, read-only or virtual file systems such as /proc).
+    """
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {out} is a file, not a folder")
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(f"--out {out}: cannot create this folder ({_reason(exc)})") from None
+    try:
+        if any(out.iterdir()):
+            raise CommandError(f"--out {out} is not empty: a snapshot is written into a new folder")
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        if created:
+            os.rmdir(out)  # only the empty folder this check made
+        raise CommandError(f"--out {out}: cannot write in this folder ({_reason(exc)})") from None
 
 
 class Command(BaseCommand):
@@ -38,6 +69,7 @@ class Command(BaseCommand):
             )
         except ExportError as exc:
             raise CommandError(str(exc)) from None
+        check_out(options["out"])
         with tqdm(desc="Exporting", unit=" chains", disable=options["verbosity"] == 0, file=self.stderr) as bar:
 
             def progress(done: int, total: int, message: str) -> None:
@@ -50,6 +82,8 @@ class Command(BaseCommand):
                 snapshot = export(export_options, options["out"], progress=progress)
             except ExportError as exc:
                 raise CommandError(str(exc)) from None
+            except OSError as exc:  # the disk filled up, the folder went away: the row says failed
+                raise CommandError(f"Export failed writing to {options['out']}: {exc}") from None
         counts = snapshot.counts
         rows = ", ".join(f"{fmt} {sum(split.values())}" for fmt, split in counts["rows"].items())
         self.stdout.write(

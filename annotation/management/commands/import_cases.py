@@ -19,8 +19,16 @@ class Command(BaseCommand):
                             help="Origin of the chains in the file (default: mined_llm)")
 
     def handle(self, *args: Any, file: Path, images: Path | None, source: str | None, origin: str, **options: Any) -> None:
+        if file.is_dir():
+            raise CommandError(f"{file} is a folder: give the JSONL or JSON file in it")
         if not file.is_file():
             raise CommandError(f"{file}: no such file")
+        try:
+            file.open("rb").close()
+        except OSError as exc:  # a file this user may not read
+            raise CommandError(f"{file}: cannot read it ({exc.strerror or exc})") from None
+        if images is not None and images.exists() and not images.is_dir():
+            raise CommandError(f"--images {images} is a file: give the folder the images are in")
         if images is not None and not images.is_dir():
             raise CommandError(f"--images {images}: no such folder")
         with tqdm(desc="Reading cases", unit=" cases", disable=options["verbosity"] == 0, file=self.stderr) as bar:
