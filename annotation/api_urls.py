@@ -1,5 +1,6 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import DefaultRouter
 
 from annotation import api
@@ -13,8 +14,13 @@ router.register("snapshots", api.SnapshotViewSet, basename="snapshot")
 router.register("runs", api.RunViewSet, basename="run")
 
 urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The schema and its browser are for signed-in users too: they map every endpoint.
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="api-schema"),
+    path(
+        "docs/",
+        SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[IsAuthenticated]),
+        name="api-docs",
+    ),
     path("snapshots/<uuid:uuid>/files/<path:relative>", api.snapshot_file, name="snapshot-file"),
     path("", include(router.urls)),
 ]

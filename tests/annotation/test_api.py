@@ -87,6 +87,11 @@ def test_it_serves_the_openapi_schema_and_docs(alice: Any) -> None:
     assert schema.status_code == 200
     assert "/api/v1/steps/{uuid}/" in schema.json()["paths"]
     assert client.get(reverse("api-docs")).status_code == 200
+    from rest_framework.test import APIClient
+
+    anonymous = APIClient()
+    assert anonymous.get(reverse("api-schema")).status_code in (401, 403)
+    assert anonymous.get(reverse("api-docs")).status_code in (401, 403)
 
 
 def test_it_refuses_unknown_tokens_and_inactive_users(make_chain: Any, alice: Any) -> None:
