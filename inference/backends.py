@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cxr.prompts import SYSTEM_PROMPT, conversation
+from inference.config import ConfigError
 from inference.openai_client import ChatClient, EndpointError
 
 
@@ -136,6 +137,8 @@ class TransformersBackend:
         device: str | None = None,
         dtype: str = "auto",
     ) -> None:
+        if not Path(path).is_dir():  # a hub name would be downloaded: nothing leaves unasked
+            raise ConfigError(f"{path}: no such checkpoint folder")
         import torch
         import transformers
 

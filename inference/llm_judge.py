@@ -17,7 +17,8 @@ each 0 when its denominator is 0. A fifth question, whether the answer is right,
 Every answer is cached under ``cache_dir`` by the hash of (model, prompt): re-scoring a file, or
 scoring three models on the same cases (the reference's key findings are asked once), costs no
 new calls. An answer that is not the JSON asked for is asked again once, then the row fails with
-the reason; unparseable answers are never cached.
+the reason; unparseable answers are never cached. An endpoint that is still failing after its
+retries (`EndpointUnavailable`) stops the whole run: every later row would wait and fail the same.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from typing import Any
 
 from cxr.output import ParsedOutput
 from cxr.radrscore import KeyFinding
-from inference.openai_client import ChatClient, EndpointError
-from inference.records import question_of, reference_steps, report_of
+from inference.openai_client import ChatClient, EndpointError, EndpointUnavailable
+from inference.records import case_problems, question_of, reference_steps, report_of
 
 SYSTEM = "You are a medical AI assistant who evaluates chest X-ray reasoning."
 
@@ -129,8 +130,10 @@ class LLMJudge:
     def __init__(self, client: ChatClient, cache_dir: Path) -> None:
         self.client = client
         self.model = client.resolve_model()
-        self.cache_dir = cache_dir
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        self.cache_dir = cache_dir  # created with the first answer cached, not before
+
+    def problems(self, row: dict[str, Any]) -> list[str]:
+        return case_problems(row, judge_reads_text=True)  # the prompts quote chain and report
 
     # -- one question, cached --------------------------------------------------------------
 
@@ -142,13 +145,18 @@ class LLMJudge:
         """The judge's parsed JSON answer to `prompt` (from the cache when asked before)."""
         path = self._path(prompt)
         if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))["answer"]
+            try:
+                return json.loads(path.read_text(encoding="utf-8"))["answer"]
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # a damaged entry (a disk filled up, a hand edit): asked again, rewritten
         messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
         last = ""
         for _ in range(2):  # the paper's evaluation asks once more when the JSON is broken
             try:
                 text = self.client.complete(messages, temperature=0).text
-            except EndpointError as exc:  # the row fails with the reason
+            except EndpointUnavailable:
+                raise  # down or overloaded past its retries: the run stops, not just this row
+            except EndpointError as exc:  # refused this request (a 4xx): the row fails with it
                 raise JudgeError(str(exc)) from exc
             last = text
             try:

@@ -4,7 +4,9 @@ The official `openai` client does the HTTP; this wrapper adds what long evaluati
 retries with exponential backoff (and the server's ``Retry-After``) on 429, 5xx, timeouts and
 dropped connections; no retry on other 4xx, which will not get better; latency and token counts
 per call. Settings come from arguments, else from the environment (``OPENAI_BASE_URL``,
-``OPENAI_API_KEY``, ``OPENAI_MODEL``), so a key never has to appear on a command line.
+``OPENAI_API_KEY``, ``OPENAI_MODEL``), so a key never has to appear on a command line. There is
+no default endpoint: without a base URL the client refuses to start (ConfigError) rather than
+send anything to the public OpenAI service.
 """
 
 from __future__ import annotations
@@ -16,12 +18,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from inference.config import ConfigError, endpoint_url
+
 # A local vLLM server accepts any key; the client refuses to start without one.
 PLACEHOLDER_KEY = "not-needed"
 
 
 class EndpointError(RuntimeError):
     """A request that failed for good: a 4xx other than 429, or retries exhausted."""
+
+
+class EndpointUnavailable(EndpointError):
+    """Retries exhausted on 429/5xx/timeouts/connection errors: the endpoint, not the request."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +44,7 @@ class Completion:
 
 @dataclass
 class ChatClient:
-    base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1; None: OPENAI_BASE_URL or OpenAI
+    base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1; None: OPENAI_BASE_URL, required
     api_key: str | None = None  # None: OPENAI_API_KEY, else a placeholder (local servers)
     model: str | None = None  # None: OPENAI_MODEL, else the first model the server lists
     timeout: float = 120.0  # seconds per attempt
@@ -48,7 +56,16 @@ class ChatClient:
     def __post_init__(self) -> None:
         import openai  # the web app never loads this module; keep import cost off `score`
 
-        self.base_url = self.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        if self.max_retries < 0 or self.timeout <= 0:
+            raise ConfigError(
+                f"retries must be 0 or more and the timeout positive, not {self.max_retries} "
+                f"and {self.timeout}"
+            )
+        # Fail closed: the openai package would fall back to api.openai.com.
+        self.base_url = endpoint_url(
+            self.base_url or os.environ.get("OPENAI_BASE_URL"),
+            "pass a base URL or set OPENAI_BASE_URL",
+        )
         self.api_key = self.api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_KEY
         self._openai = openai
         self._client = openai.OpenAI(
@@ -62,7 +79,7 @@ class ChatClient:
             listed = self._call(lambda: self._client.models.list())[0]
             names = [model.id for model in listed.data]
             if not names:
-                raise EndpointError(f"{self.base_url} lists no models: pass --served-model")
+                raise EndpointError(f"{self.base_url} lists no models: name the model to use")
             self.model = names[0]
         return self.model
 
@@ -102,7 +119,7 @@ class ChatClient:
             else:
                 return response, attempt, (time.perf_counter() - started) * 1000
             if attempt > self.max_retries:
-                raise EndpointError(
+                raise EndpointUnavailable(
                     f"{self.base_url}: gave up after {attempt} attempts: {failure}"
                 ) from failure
             if wait is None:

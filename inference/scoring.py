@@ -23,7 +23,13 @@ from cxr import labeler
 from cxr.output import ParsedOutput, is_correct, parse_output
 from cxr.questions import parse_question
 from cxr.radrscore import KeyFinding, answer_findings, findings_from_steps, judge_output
-from inference.records import answer_of, question_of, reference_steps, report_of
+from inference.records import (
+    answer_of,
+    case_problems,
+    question_of,
+    reference_steps,
+    report_of,
+)
 
 SCORE_FIELDS = ("accuracy", "factuality", "completeness", "effectiveness", "radrscore")
 COMPONENTS = ("factuality", "completeness", "effectiveness", "radrscore")
@@ -31,6 +37,10 @@ COMPONENTS = ("factuality", "completeness", "effectiveness", "radrscore")
 
 class Judge(Protocol):
     name: str
+
+    def problems(self, row: dict[str, Any]) -> list[str]:
+        """Why the row cannot be judged (missing or malformed case fields); empty when it can."""
+        ...
 
     def score(
         self, row: dict[str, Any], parsed: ParsedOutput, reference: list[KeyFinding]
@@ -43,6 +53,9 @@ class OfflineJudge:
     """Findings matched by `cxr.radrscore`: no model, hundreds of rows a second per core."""
 
     name = "offline"
+
+    def problems(self, row: dict[str, Any]) -> list[str]:
+        return case_problems(row)  # the report is optional: factuality falls back to findings
 
     def score(
         self, row: dict[str, Any], parsed: ParsedOutput, reference: list[KeyFinding]

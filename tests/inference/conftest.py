@@ -7,6 +7,7 @@ the repository-wide autouse fixture that points Django's media settings at a tem
 from __future__ import annotations
 
 import json
+import socket
 import struct
 import threading
 import zlib
@@ -23,6 +24,30 @@ from tests.loopback import chat_completion, error, loopback_server
 @pytest.fixture(autouse=True)
 def _media() -> None:
     """Overrides tests/conftest.py's fixture of the same name, which needs pytest-django."""
+
+
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No endpoint, key or model from the developer's shell, and var/ in the test's folder."""
+    for name in (
+        "JUDGE_BASE_URL",
+        "JUDGE_API_KEY",
+        "JUDGE_MODEL",
+        "OPENAI_BASE_URL",
+        "OPENAI_API_KEY",
+        "OPENAI_MODEL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORKBENCH_VAR_DIR", str(tmp_path / "var"))
+
+
+@pytest.fixture
+def closed_url() -> str:
+    """The base URL of a loopback port nothing listens on: every connection is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
 
 
 @dataclass

@@ -188,3 +188,116 @@ def test_it_reads_a_grpo_export(endpoint: FakeEndpoint, tmp_path: Path) -> None:
     assert (
         endpoint.requests[0]["messages"][1]["content"][0]["type"] == "image_url"
     )  # found above grpo/
+
+
+# --- bad input and settings: a clear line, never a traceback, nothing sent unasked ------------
+
+
+def _generate(endpoint_url: str, cases: Path, out: Path, *extra: str) -> int:
+    return main(
+        ["generate", "--model", endpoint_url, "--cases", str(cases), "--out", str(out), *extra]
+    )
+
+
+def test_it_reports_a_case_line_that_is_not_utf8(
+    endpoint: FakeEndpoint, cases_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = cases_file.read_bytes().splitlines()
+    cases_file.write_bytes(
+        b"\xef\xbb\xbf" + lines[0] + b"\n" + lines[1].replace(b"edema", b"\xe9") + b"\n"
+    )
+    out = tmp_path / "out.jsonl"
+    assert _generate(endpoint.url, cases_file, out) == 1
+    assert [row["case_id"] for row in read_rows(out)] == ["case-effusion"]  # BOM and all
+    captured = capsys.readouterr()
+    assert f"{cases_file}:2: not UTF-8 text" in captured.err and "Traceback" not in captured.err
+    assert "1 bad case lines not run" in captured.out
+    assert len(endpoint.requests) == 1
+
+
+def test_it_reports_cases_it_cannot_run(
+    endpoint: FakeEndpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = {"case_key": "k1", "question": "Is there edema? A) Yes B) No"}
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(
+        "".join(
+            json.dumps(row) + "\n"
+            for row in (
+                good,
+                {"case_key": "k2", "answer": "A"},  # no question: nothing to ask
+                {"case_key": "k3", "question": "Q? A) Yes B) No", "image_path": 7},
+                {**good, "answer": "B"},  # k1 again: its rows would be mixed up
+            )
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.jsonl"
+    assert _generate(endpoint.url, cases, out) == 1
+    assert [row["case_id"] for row in read_rows(out)] == ["k1"]
+    err = capsys.readouterr().err
+    assert f"{cases}:2: missing question" in err
+    assert f"{cases}:3: `image_path` should be a path or a list of paths, not a number" in err
+    assert f"{cases}:4: case id 'k1' already given on line 1" in err
+    assert len(endpoint.requests) == 1
+
+
+def test_it_refuses_a_model_that_is_neither_a_folder_nor_a_url(
+    cases_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A name such as this one would be looked up on the Hugging Face Hub by transformers.
+    with pytest.raises(SystemExit) as stopped:
+        _generate("Qwen/Qwen2-VL-2B-Instruct", cases_file, tmp_path / "out.jsonl")
+    assert stopped.value.code == 2
+    assert "--model Qwen/Qwen2-VL-2B-Instruct: no such checkpoint folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--concurrency", "0", "--concurrency must be at least 1, not 0"),
+        ("--limit", "-1", "--limit must be at least 1, not -1"),
+        ("--max-retries", "-1", "--max-retries must be at least 0, not -1"),
+        ("--timeout", "0", "--timeout must be more than 0, not 0.0"),
+        ("--top-p", "1.5", "--top-p must be at most 1, not 1.5"),
+        ("--batch-size", "0", "--batch-size must be at least 1, not 0"),
+        ("--top-p", "nan", "--top-p must be a finite number, not nan"),
+    ],
+)
+def test_it_rejects_an_out_of_range_option(
+    endpoint: FakeEndpoint,
+    cases_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    flag: str,
+    value: str,
+    message: str,
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        _generate(endpoint.url, cases_file, tmp_path / "out.jsonl", flag, value)
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+    assert endpoint.requests == []
+
+
+def test_it_ends_with_one_line_when_the_endpoint_is_down(
+    closed_url: str, cases_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = _generate(closed_url, cases_file, tmp_path / "out.jsonl", "--max-retries", "0")
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("python -m inference generate: error: endpoint: http://127.0.0.1:")
+    assert "gave up after 1 attempts" in err and len(err.splitlines()) == 1
+
+
+def test_it_reruns_a_case_whose_row_was_cut_short(
+    endpoint: FakeEndpoint, cases_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.jsonl"
+    run(_config(endpoint, cases_file, out))
+    first, second = out.read_text(encoding="utf-8").splitlines()
+    out.write_text(first + "\n" + second[: len(second) // 2], encoding="utf-8")  # a crash
+    result = run(_config(endpoint, cases_file, out, resume=True))
+    assert (result.skipped, result.written) == (1, 1)
+    assert [row["case_id"] for row in read_rows(out)] == ["case-effusion", "case-edema"]
+    assert f"{out}:2: unreadable JSON" in capsys.readouterr().err

@@ -9,6 +9,9 @@ from typing import Any
 import pytest
 
 from inference.__main__ import main
+from inference.config import ConfigError
+from inference.openai_client import ChatClient
+from inference.score import ScoreConfig, make_judge, run
 from inference.scoring import clear_caches, score_row
 from tests.inference.conftest import EDEMA_CASE, EFFUSION_CASE, FakeEndpoint, Reply, read_rows
 
@@ -276,3 +279,370 @@ def test_the_llm_judge_retries_a_rate_limit(endpoint: FakeEndpoint, tmp_path: Pa
         == 0
     )
     assert read_rows(out)[0]["radrscore"] is not None
+
+
+# --- settings fail closed ----------------------------------------------------------------------
+
+
+def test_it_refuses_the_llm_judge_without_an_endpoint(tmp_path: Path, capsys: Any) -> None:
+    # No --judge-base-url and no JUDGE_BASE_URL/OPENAI_BASE_URL (the fixture clears them): the
+    # openai package would fall back to api.openai.com. It stops at once instead.
+    predictions = _write(tmp_path / "p.jsonl", [{**EFFUSION_CASE, "pred": GOOD}])
+    out = tmp_path / "scores.jsonl"
+    with pytest.raises(SystemExit) as stopped:
+        main(["score", "--predictions", str(predictions), "--out", str(out), "--judge", "llm"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "--judge llm needs --judge-base-url or JUDGE_BASE_URL" in err
+    assert "Traceback" not in err and not out.exists()
+
+
+def test_the_chat_client_has_no_default_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="OPENAI_BASE_URL"):
+        ChatClient(model="m")
+    with pytest.raises(ConfigError, match="http:// or https://"):
+        ChatClient(base_url="127.0.0.1:8000/v1", model="m")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    assert ChatClient(model="m").base_url == "http://127.0.0.1:9/v1"  # configured: used
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--jobs", "0", "--jobs must be at least 1, not 0"),
+        ("--jobs", "-2", "--jobs must be at least 1, not -2"),
+        ("--workers", "0", "--workers must be at least 1, not 0"),
+        ("--max-retries", "-1", "--max-retries must be at least 0, not -1"),
+    ],
+)
+def test_it_rejects_an_out_of_range_option(
+    tmp_path: Path, capsys: Any, flag: str, value: str, message: str
+) -> None:
+    predictions = _write(tmp_path / "p.jsonl", [{**EFFUSION_CASE, "pred": GOOD}])
+    out = tmp_path / "scores.jsonl"
+    with pytest.raises(SystemExit) as stopped:
+        main(["score", "--predictions", str(predictions), "--out", str(out), flag, value])
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_it_ends_with_one_line_when_the_judge_endpoint_is_down(
+    closed_url: str, tmp_path: Path, capsys: Any
+) -> None:
+    # Nothing listens there: asking for the model list gives up after its one attempt.
+    predictions = _write(tmp_path / "p.jsonl", [{**EFFUSION_CASE, "pred": GOOD}])
+    out, cache = tmp_path / "scores.jsonl", tmp_path / "cache"
+    code = main(
+        [
+            "score",
+            "--predictions",
+            str(predictions),
+            "--out",
+            str(out),
+            "--judge",
+            "llm",
+            "--judge-base-url",
+            closed_url,
+            "--max-retries",
+            "0",
+            "--cache-dir",
+            str(cache),
+        ]
+    )
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("python -m inference score: error: endpoint: http://127.0.0.1:")
+    assert "gave up after 1 attempts" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    assert not cache.exists()  # nothing cached, nothing created
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_it_stops_when_the_judge_endpoint_keeps_failing(
+    endpoint: FakeEndpoint, tmp_path: Path, capsys: Any, workers: str
+) -> None:
+    # The model is named, so the first contact is a judge question: its 500s outlast the retries.
+    # Every later row would wait and fail the same way: the run stops at the first.
+    endpoint.script = [Reply(500)] * 4
+    rows = [{**EFFUSION_CASE, "pred": GOOD, "case_key": f"c{i}"} for i in range(20)]
+    predictions = _write(tmp_path / "p.jsonl", rows)
+    out = tmp_path / "scores.jsonl"
+    code = main(
+        [
+            "score",
+            "--predictions",
+            str(predictions),
+            "--out",
+            str(out),
+            "--judge",
+            "llm",
+            "--judge-base-url",
+            endpoint.url,
+            "--judge-model",
+            "judge-4o",
+            "--max-retries",
+            "0",
+            "--workers",
+            workers,
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "error: endpoint:" in err and "gave up after 1 attempts" in err
+    assert "Traceback" not in err
+    assert len(endpoint.requests) < 20  # not one request after another for every row
+
+
+def test_the_judge_cache_follows_the_var_dir_and_is_made_when_first_used(
+    endpoint: FakeEndpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint.answer = paper_like_judge
+    var = tmp_path / "elsewhere"
+    monkeypatch.setenv("WORKBENCH_VAR_DIR", str(var))
+    predictions = _write(tmp_path / "p.jsonl", [{**EFFUSION_CASE, "pred": GOOD}])
+    config = ScoreConfig(
+        predictions=predictions,
+        out=tmp_path / "scores.jsonl",
+        judge="llm",
+        judge_base_url=endpoint.url,
+        judge_model="judge-4o",
+    )
+    judge = make_judge(config)
+    assert judge.cache_dir == var / "judge-cache"  # type: ignore[attr-defined]
+    assert not var.exists()  # not before an answer is cached
+    run(config, judge)
+    assert len(list((var / "judge-cache").glob("*/*.json"))) == 6
+    # Without WORKBENCH_VAR_DIR: var/ at the repository root, wherever the command runs from.
+    monkeypatch.delenv("WORKBENCH_VAR_DIR")
+    monkeypatch.chdir(tmp_path)
+    judge = make_judge(config)
+    root = Path(__file__).resolve().parents[2]
+    assert judge.cache_dir == root / "var" / "judge-cache"  # type: ignore[attr-defined]
+
+
+def test_it_refuses_an_empty_var_dir(
+    endpoint: FakeEndpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    monkeypatch.setenv("WORKBENCH_VAR_DIR", " ")
+    predictions = _write(tmp_path / "p.jsonl", [{**EFFUSION_CASE, "pred": GOOD}])
+    with pytest.raises(SystemExit) as stopped:
+        _llm_default_cache(endpoint, predictions, tmp_path / "scores.jsonl")
+    assert stopped.value.code == 2
+    assert "WORKBENCH_VAR_DIR is set but empty" in capsys.readouterr().err
+    assert endpoint.requests == []
+
+
+def _llm_default_cache(endpoint: FakeEndpoint, predictions: Path, out: Path) -> int:
+    return main(
+        [
+            "score",
+            "--predictions",
+            str(predictions),
+            "--out",
+            str(out),
+            "--judge",
+            "llm",
+            "--judge-base-url",
+            endpoint.url,
+            "--judge-model",
+            "judge-4o",
+        ]
+    )
+
+
+def test_the_llm_judge_asks_again_for_a_damaged_cache_entry(
+    endpoint: FakeEndpoint, tmp_path: Path
+) -> None:
+    endpoint.answer = paper_like_judge
+    predictions = _write(tmp_path / "p.jsonl", [{**EFFUSION_CASE, "pred": GOOD}])
+    cache = tmp_path / "cache"
+    assert _llm(endpoint, predictions, tmp_path / "first.jsonl", cache) == 0
+    asked = len(endpoint.requests)
+    damaged = next(cache.glob("*/*.json"))
+    damaged.write_text('{"answer": ', encoding="utf-8")  # cut short by a full disk, say
+    assert _llm(endpoint, predictions, tmp_path / "second.jsonl", cache) == 0
+    assert len(endpoint.requests) == asked + 1  # that one question, asked again
+    assert json.loads(damaged.read_text(encoding="utf-8"))["model"] == "judge-4o"
+
+
+# --- bad input: reported with file and line, never scored, never a traceback ------------------
+
+
+def _score(tmp_path: Path, predictions: Path, *extra: str) -> tuple[int, list[dict[str, Any]]]:
+    out = tmp_path / "scores.jsonl"
+    code = main(["score", "--predictions", str(predictions), "--out", str(out), *extra])
+    return code, read_rows(out) if out.exists() else []
+
+
+def test_it_reports_a_line_that_is_not_utf8(tmp_path: Path, capsys: Any) -> None:
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_bytes(
+        json.dumps({**EFFUSION_CASE, "pred": GOOD}).encode()
+        + b'\n{"case_key": "case-edema", "pred": "caf\xe9"}\n'  # Latin-1, not UTF-8
+        + json.dumps({**EDEMA_CASE, "pred": "<answer>B</answer>"}).encode()
+        + b"\n"
+    )
+    code, rows = _score(tmp_path, predictions)
+    assert code == 1
+    assert [row["case_key"] for row in rows] == ["case-effusion", "case-edema"]
+    err = capsys.readouterr().err
+    assert f"{predictions}:2: not UTF-8 text" in err and "Traceback" not in err
+
+
+def test_it_reports_a_cases_file_that_is_not_utf8(tmp_path: Path, capsys: Any) -> None:
+    predictions = _write(tmp_path / "p.jsonl", [{"case_key": "case-effusion", "pred": GOOD}])
+    cases = tmp_path / "cases.jsonl"
+    cases.write_bytes(
+        json.dumps(EFFUSION_CASE).encode()
+        + b"\n"
+        + json.dumps(EDEMA_CASE).encode().replace(b"edema?", b"\xe9d\xe8me?")
+        + b"\n"
+    )
+    code, rows = _score(tmp_path, predictions, "--cases", str(cases))
+    assert code == 1
+    assert [row["accuracy"] for row in rows] == [1.0]
+    err = capsys.readouterr().err
+    assert f"{cases}:2: not UTF-8 text" in err and "Traceback" not in err
+
+
+def test_it_accepts_a_byte_order_mark(tmp_path: Path) -> None:
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_text(
+        json.dumps({"case_key": "case-effusion", "pred": GOOD}) + "\n", encoding="utf-8-sig"
+    )
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(json.dumps([EFFUSION_CASE, EDEMA_CASE]), encoding="utf-8-sig")  # an array
+    code, rows = _score(tmp_path, predictions, "--cases", str(cases))
+    assert code == 0
+    assert rows[0]["case_key"] == "case-effusion" and rows[0]["accuracy"] == 1.0
+
+
+def test_it_reports_rows_whose_case_is_not_in_the_cases_file(tmp_path: Path, capsys: Any) -> None:
+    predictions = _write(
+        tmp_path / "p.jsonl",
+        [
+            {"case_key": "case-effusion", "pred": GOOD},  # joined
+            {"case_key": "case-unknown", "pred": GOOD},  # no such case
+            {"model": "m1", "pred": GOOD},  # nothing to join on
+            {"item_id": "item-1", "pred": GOOD},  # joined on its item id
+        ],
+    )
+    cases = _write(tmp_path / "cases.jsonl", [EFFUSION_CASE, EDEMA_CASE])
+    code, rows = _score(tmp_path, predictions, "--cases", str(cases))
+    assert code == 1
+    assert [row["question"] for row in rows] == [EFFUSION_CASE["question"]] * 2
+    err = capsys.readouterr().err
+    assert f"{predictions}:2: no case with case_key 'case-unknown' in {cases}" in err
+    assert f"{predictions}:3: no id to join with --cases on (" in err
+    assert f"{predictions}:1:" not in err and f"{predictions}:4:" not in err
+
+
+def test_it_reports_every_row_against_an_empty_cases_file(tmp_path: Path, capsys: Any) -> None:
+    predictions = _write(
+        tmp_path / "p.jsonl",
+        [{"case_key": "case-effusion", "pred": GOOD}, {"case_key": "case-edema", "pred": ""}],
+    )
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("\n", encoding="utf-8")
+    code, rows = _score(tmp_path, predictions, "--cases", str(cases))
+    assert (code, rows) == (1, [])
+    err = capsys.readouterr().err
+    assert f"{predictions}:1: no case with case_key 'case-effusion' in {cases} (it holds no" in err
+    assert f"{predictions}:2: no case with case_key 'case-edema'" in err
+
+
+def test_it_reports_an_id_that_names_several_cases(tmp_path: Path, capsys: Any) -> None:
+    # The real cases file has one item (a study) under several tasks: its item id is ambiguous.
+    predictions = _write(tmp_path / "p.jsonl", [{"item_id": "item-1", "pred": GOOD}])
+    other_task = {**EFFUSION_CASE, "case_key": "case-effusion-single", "task": "single"}
+    cases = _write(tmp_path / "cases.jsonl", [EFFUSION_CASE, other_task])
+    code, rows = _score(tmp_path, predictions, "--cases", str(cases))
+    assert (code, rows) == (1, [])
+    assert "item_id 'item-1' names 2 cases (lines 1, 2)" in capsys.readouterr().err
+
+
+def test_it_reports_rows_without_the_case_fields_the_judge_needs(
+    tmp_path: Path, capsys: Any
+) -> None:
+    # Scoring these used to give accuracy 0 and made-up components for every row.
+    predictions = _write(
+        tmp_path / "p.jsonl",
+        [
+            {"case_key": "case-effusion", "pred": GOOD},  # the released shape, without --cases
+            {**EFFUSION_CASE, "pred": GOOD},  # complete
+            {**EFFUSION_CASE, "reason_steps": None, "pred": GOOD},  # no reference at all
+            {**EFFUSION_CASE, "answer": 1, "pred": GOOD},  # not text
+            {**EFFUSION_CASE, "reference_findings": ["Effusion"], "pred": GOOD},  # not objects
+        ],
+    )
+    code, rows = _score(tmp_path, predictions)
+    assert code == 1
+    assert [row["accuracy"] for row in rows] == [1.0]
+    err = capsys.readouterr().err
+    assert (
+        f"{predictions}:1: missing question, answer, reason_steps (or reference_steps, "
+        "reference_findings) (pass --cases to join rows with their cases)"
+    ) in err
+    assert f"{predictions}:3: missing reason_steps" in err
+    assert f"{predictions}:4: answer should be text, not a number" in err
+    assert f"{predictions}:5: reference_findings should be a list of objects" in err
+
+
+def test_the_llm_judge_needs_the_report_and_the_reference_chain(
+    endpoint: FakeEndpoint, tmp_path: Path, capsys: Any
+) -> None:
+    endpoint.answer = paper_like_judge
+    grpo_like = {k: v for k, v in EFFUSION_CASE.items() if k not in ("reason_steps",)}
+    grpo_like["reference_findings"] = [{"observation": "Pleural Effusion", "status": "present"}]
+    no_report = {k: v for k, v in EFFUSION_CASE.items() if k != "original_report"}
+    predictions = _write(
+        tmp_path / "p.jsonl", [{**grpo_like, "pred": GOOD}, {**no_report, "pred": GOOD}]
+    )
+    assert _llm(endpoint, predictions, tmp_path / "scores.jsonl", tmp_path / "cache") == 1
+    err = capsys.readouterr().err
+    assert f"{predictions}:1: missing reason_steps (or reference_steps)" in err
+    assert f"{predictions}:2: missing original_report (or report)" in err
+    assert endpoint.requests == []
+    # The offline judge reads findings, and falls back on them without a report.
+    code, rows = _score(tmp_path, predictions)
+    assert code == 0 and len(rows) == 2
+
+
+def test_it_rejects_a_pred_that_is_not_text_and_scores_an_empty_one(
+    tmp_path: Path, capsys: Any
+) -> None:
+    predictions = _write(
+        tmp_path / "p.jsonl",
+        [
+            {**EFFUSION_CASE, "pred": None},
+            {**EFFUSION_CASE, "pred": 123},
+            {**EFFUSION_CASE, "pred": ""},  # the model wrote nothing: a wrong answer, scored
+            {**EFFUSION_CASE},
+        ],
+    )
+    code, rows = _score(tmp_path, predictions)
+    assert code == 1
+    assert [(row["pred"], row["accuracy"], row["radrscore"]) for row in rows] == [("", 0.0, 0.0)]
+    err = capsys.readouterr().err
+    assert f"{predictions}:1: `pred` should be text, not null" in err
+    assert f"{predictions}:2: `pred` should be text, not a number" in err
+    assert f"{predictions}:4: no `pred` field" in err
+    assert err.index(":1: `pred`") < err.index(":2: `pred`") < err.index(":4: no `pred`")
+
+
+def test_an_empty_output_alone_scores_zero_and_exits_zero(tmp_path: Path) -> None:
+    predictions = _write(tmp_path / "p.jsonl", [{**EDEMA_CASE, "pred": ""}])
+    code, rows = _score(tmp_path, predictions)
+    assert code == 0 and rows[0]["accuracy"] == 0.0
+
+
+def test_it_reports_a_file_it_cannot_read_in_one_line(tmp_path: Path, capsys: Any) -> None:
+    predictions = tmp_path / "p.jsonl"
+    predictions.mkdir()  # a folder where a file was expected
+    with pytest.raises(SystemExit) as stopped:
+        main(["score", "--predictions", str(predictions), "--out", str(tmp_path / "s.jsonl")])
+    assert stopped.value.code == 2
+    assert f"{predictions}: no such file" in capsys.readouterr().err
