@@ -339,9 +339,9 @@ class SnapshotViewSet(
             data["since"] = data["since"].isoformat()
         try:
             options = exporting.ExportOptions(**{k: v for k, v in data.items() if v is not None or k == "min_agreement"})
+            snapshot = exporting.start_export(options, request.user)
         except exporting.ExportError as exc:
             raise ValidationError({"detail": str(exc)}) from None
-        snapshot = exporting.start_export(options, request.user)
         return Response(self.get_serializer(snapshot).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={(200, "application/zip"): bytes})

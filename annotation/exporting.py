@@ -531,7 +531,9 @@ def code_revision() -> str:
 
 
 def create_snapshot(options: ExportOptions, *, user: Any = None, path: Path | None = None) -> ExportSnapshot:
-    """A pending snapshot row with the next number (v1, v2, ...)."""
+    """A pending snapshot row with the next number (v1, v2, ...); none when no chain matches."""
+    if not select_chains(options).exists():
+        raise ExportError("no chain matches these options: nothing to export, no snapshot made")
     for _ in range(10):
         number = (ExportSnapshot.objects.aggregate(n=Max("number"))["n"] or 0) + 1
         try:

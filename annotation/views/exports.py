@@ -83,17 +83,17 @@ def exports(request: HttpRequest) -> HttpResponse:
     if not services.is_curator(request.user):
         raise PermissionDenied("Only curators start exports")
     form = ExportForm(request.POST)
+    snapshot = None
     if form.is_valid():
         try:
-            options = form.options()
+            snapshot = exporting.start_export(form.options(), request.user)
         except exporting.ExportError as exc:
             form.add_error(None, str(exc))
-    if not form.is_valid():
+    if snapshot is None:
         if request.htmx:
             response = render(request, f"{TEMPLATE}#export-form", _context(request, form))
             return retarget(response, "#export-form")
         return render(request, TEMPLATE, _context(request, form))
-    snapshot = exporting.start_export(options, request.user)
     if request.htmx:
         return render(request, f"{TEMPLATE}#snapshot-list", _context(request))
     messages.success(request, f"Export v{snapshot.number} started.")

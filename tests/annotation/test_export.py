@@ -351,3 +351,10 @@ def test_the_prm_export_leaves_out_chains_with_no_judged_step(
     manifest = json.loads((tmp_path / "snap" / "manifest.json").read_text())
     assert manifest["counts"]["prm_chains_without_judged_steps"] == 1
     assert "1 chains with no judged step left out of prm/" in (tmp_path / "snap" / "README.md").read_text()
+
+
+def test_an_export_with_no_matching_chain_takes_no_snapshot_number(make_chain: Any, tmp_path: Path) -> None:
+    make_chain()  # pending: the default export takes verified chains only
+    with pytest.raises(ExportError, match="no chain matches"):
+        export(ExportOptions(), tmp_path / "snap")
+    assert not ExportSnapshot.objects.exists()

@@ -167,3 +167,18 @@ def test_it_takes_snapshot_options_as_lists_or_comma_separated_text(carol: Any, 
         assert refused.status_code == 400, bad
         assert list(refused.json()) == list(bad)
     assert ExportSnapshot.objects.count() == 5
+
+
+def test_starting_an_export_with_nothing_to_export_says_so(make_chain: Any, carol: Any) -> None:
+    make_chain()  # pending only
+    page = client_for(carol).post(
+        "/exports/", {"formats": ["sft"], "status": ["verified"], "image_size": 512, "seed": "0"}
+    )
+    assert page.status_code == 200 and b"no chain matches" in page.content
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(carol)
+    answer = api.post("/api/v1/snapshots/", {"formats": ["sft"]}, format="json")
+    assert answer.status_code == 400 and "no chain matches" in answer.json()["detail"]
+    assert not ExportSnapshot.objects.exists()
