@@ -646,7 +646,7 @@ def send_to_review(
         if mode == "sample":
             chosen = random.Random(seed).sample(chosen, min(count or 0, len(chosen)))
     done = services.assign_chains(Chain.objects.filter(pk__in=chosen).order_by("pk"), reader, by=by)
-    return services.Assigned(done.created, done.finished, done.taken + taken)
+    return services.Assigned(done.created, done.finished, done.taken + taken, done.double_read)
 
 
 # --- the leaderboard ------------------------------------------------------------------------------

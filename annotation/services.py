@@ -346,6 +346,7 @@ class Assigned:
     created: int = 0
     finished: int = 0  # already verified or rejected: nothing left to review
     taken: int = 0  # another reader has it open or in progress
+    double_read: int = 0  # out for double reading: its readers have private copies
 
     def message(self, reader: Any, of: str = "") -> str:
         """E.g. "Assigned 3 chains of RUN to READER.", then what was left alone and why."""
@@ -356,6 +357,8 @@ class Assigned:
             reasons.append(f"{self.finished} already verified or rejected")
         if self.taken:
             reasons.append(f"{self.taken} with another reader")
+        if self.double_read:
+            reasons.append(f"{self.double_read} out for double reading")
         return f"{text} Left alone: {', '.join(reasons)}." if reasons else text
 
 
@@ -369,7 +372,7 @@ def assign_chains(chains: Iterable[Chain], reader: Any, *, by: Any) -> Assigned:
     """
     if not is_radiologist(reader):
         raise WorkflowError(f"{reader} is not a radiologist")
-    created = finished = taken = 0
+    created = finished = taken = double_read = 0
     with transaction.atomic():
         for chain in chains:
             chain = Chain.objects.select_for_update().get(pk=chain.pk)
@@ -377,6 +380,9 @@ def assign_chains(chains: Iterable[Chain], reader: Any, *, by: Any) -> Assigned:
                 continue  # already theirs
             if chain.status in _FINISHED_CHAIN:
                 finished += 1
+                continue
+            if chain.derived.filter(purpose=Chain.Purpose.READING).exists():
+                double_read += 1  # decided by its readers' copies and an adjudicator only
                 continue
             if (
                 Assignment.objects.filter(chain=chain, status__in=_WORKING)
@@ -390,7 +396,7 @@ def assign_chains(chains: Iterable[Chain], reader: Any, *, by: Any) -> Assigned:
             ReviewEvent.objects.create(
                 chain=chain, actor=by, action="assign", after={"reader": reader.get_username()}
             )
-    return Assigned(created, finished, taken)
+    return Assigned(created, finished, taken, double_read)
 
 
 def reader_workload() -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
@@ -46,10 +46,12 @@ class ChainFilter(forms.Form):
             chains = chains.filter(origin=data["origin"])
         if data.get("source"):
             chains = chains.filter(case__source=data["source"])
+        # A chain out for double reading is assigned through its readers' private copies.
+        double_read = Exists(Chain.objects.filter(derived_from=OuterRef("pk"), purpose=Chain.Purpose.READING))
         if data.get("assigned") == "no":
-            chains = chains.filter(assignments__isnull=True)
+            chains = chains.filter(assignments__isnull=True).exclude(double_read)
         elif data.get("assigned") == "yes":
-            chains = chains.filter(assignments__isnull=False).distinct()
+            chains = chains.filter(Q(assignments__isnull=False) | Q(double_read)).distinct()
         return chains
 
 

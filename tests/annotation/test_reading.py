@@ -271,3 +271,18 @@ def test_the_adjudication_page_of_a_model_chain_shows_the_models_answer(
     page = client_for(senior).get(f"/adjudication/{reference.uuid}/").content.decode()
     assert "Model's answer:</strong> B" in page and "✗ wrong" in page
     assert "sft" not in page  # which model it was stays hidden, as on the review page
+
+
+
+def test_a_chain_out_for_double_reading_is_not_given_to_a_single_reader(
+    make_chain: Any, alice: Any, bob: Any, carol: Any
+) -> None:
+    reference = make_chain(steps=STEPS)
+    assign_double([reference], alice, bob, by=carol)
+    assigned = services.assign_chains([reference], bob, by=carol)
+    assert (assigned.created, assigned.double_read) == (0, 1)
+    assert "1 out for double reading" in assigned.message(bob)
+    assert not reference.assignments.exists()
+    unassigned = client_for(carol).get("/curator/", {"assigned": "no"}).content.decode()
+    assigned_page = client_for(carol).get("/curator/", {"assigned": "yes"}).content.decode()
+    assert str(reference.uuid) not in unassigned and str(reference.uuid) in assigned_page
