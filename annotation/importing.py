@@ -102,7 +102,8 @@ class ImportResult(ProblemCounts):
     cache: dict[Any, Any] = field(default_factory=dict, repr=False)  # per import: paths, hashes
 
     def summary(self) -> str:
-        text = f"Imported {self.imported} cases, {self.rejected} rejected"
+        cases = "case" if self.imported == 1 else "cases"
+        text = f"Imported {self.imported} {cases}, {self.rejected} rejected"
         extras = [f"{self.duplicates} already present"] if self.duplicates else []
         return text + self._summary_tail(extras)
 
@@ -196,6 +197,9 @@ class ParsedCase:
 _BOM = b"\xef\xbb\xbf"
 
 
+_ARCHIVES = ((b"PK\x03\x04", "zip"), (b"\x1f\x8b", "gzip"), (b"7z\xbc\xaf", "7z"))
+
+
 def read_records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
     """Yield (line number, record or None, error). A `.json` file may hold one array.
 
@@ -203,6 +207,15 @@ def read_records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
     """
     with path.open("rb") as handle:
         head = handle.read(1 << 16).removeprefix(_BOM).lstrip()
+    archive = next((name for magic, name in _ARCHIVES if head.startswith(magic)), None)
+    if archive is not None:
+        # Read as lines, an archive's stored members would come out as a few stray records
+        # and thousands of unreadable ones: refuse it whole.
+        yield 1, None, (
+            f"this is a {archive} archive, not JSON Lines: give the cases file itself "
+            "(the images go in a zip of their own)"
+        )
+        return
     if head[:1] == b"[":
         try:
             records = json.loads(path.read_text(encoding="utf-8-sig"))

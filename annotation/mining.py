@@ -99,9 +99,15 @@ class MiningResult(ProblemCounts):
         return text + self._summary_tail(extras)
 
     def as_dict(self) -> dict[str, Any]:
-        """What a job keeps (JSON), for the Mining page."""
+        """What a job keeps (JSON), for the Mining page: it lists the problems, so its summary
+        does not name the report file on the server."""
+        shown, self.show_report_path = self.show_report_path, False
+        try:
+            summary = self.summary()
+        finally:
+            self.show_report_path = shown
         return {
-            "summary": self.summary(),
+            "summary": summary,
             "reports": self.reports,
             "cases": dict(self.cases),
             "chains": dict(self.chains),
@@ -169,6 +175,9 @@ def _from_record(record: Any, file: str, line: int) -> ReportInput:
         raise InputError("", f"a record must be a JSON object, not {type(record).__name__}")
     text = next((record[f] for f in REPORT_FIELDS if isinstance(record.get(f), str) and record[f].strip()), None)
     if text is None:
+        given = [f for f in REPORT_FIELDS if f in record]
+        if given:
+            raise InputError(given[0], f"'{given[0]}' is empty or not text: a report is needed")
         raise InputError("report", "missing field 'report' (or 'original_report')")
     paths = record.get("image_path") or []
     if isinstance(paths, str):

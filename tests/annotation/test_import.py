@@ -275,7 +275,7 @@ def test_the_upload_page_reports_bad_records_and_speaks_of_no_command_line_flag(
     response = client.post(reverse("annotation:import"), {"cases": cases, "source": "upload"})
     page = response.content.decode()
     assert response.status_code == 200
-    assert "Imported 1 cases, 2 rejected" in page
+    assert "Imported 1 case, 2 rejected" in page
     assert "contains a NUL character" in page and "longer than 200 characters" in page
     assert "no image folder or zip given" in page and "--images" not in page
     assert str(settings.IMPORT_REPORTS) not in page  # a server path is of no use in a browser
@@ -367,4 +367,16 @@ def test_the_command_says_a_folder_is_not_a_file(db: Any, tmp_path: Path) -> Non
     cases = write_jsonl(tmp_path / "c.jsonl", RECORDS[:1])
     with pytest.raises(CommandError, match="is a file: give the folder the images are in"):
         call_command("import_cases", str(cases), "--source", "s", "--images", str(cases))
+    assert not Case.objects.exists()
+
+
+def test_an_archive_given_as_the_cases_file_is_refused_whole(db: Any, tmp_path: Path) -> None:
+    import zipfile
+
+    bundle = tmp_path / "cases.jsonl"  # named like a cases file, but a zip
+    with zipfile.ZipFile(bundle, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr("cases.jsonl", "\n".join(json.dumps(r) for r in RECORDS) + "\n")
+    result = import_cases(bundle, source="zipped")
+    assert (result.imported, result.rejected) == (0, 1)
+    assert "zip archive" in str(result.problems[0])
     assert not Case.objects.exists()

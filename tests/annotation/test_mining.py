@@ -449,3 +449,13 @@ def test_an_llm_chain_shows_evidence_links_on_the_review_page(db: Any, tmp_path:
     assert f'data-evidence-start="{step.evidence["start"]}"' in page
     assert 'data-report="current"' in page
     assert CaseImage.objects.count() == 0
+
+
+def test_a_job_summary_names_no_server_file_and_an_empty_report_says_so(db: Any, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "reports.jsonl", [*REPORTS, {"report": "   "}])
+    result = mine(path, tasks=["binary"], source="web")
+    problem = next(p for p in result.problems if p.kind == "rejected")
+    assert problem.field == "report" and "empty" in problem.reason
+    assert result.report_path is not None and str(result.report_path) in result.summary()
+    assert str(result.report_path) not in result.as_dict()["summary"]  # the Mining page's copy
+    assert str(result.report_path) in result.summary()  # the command still names it
