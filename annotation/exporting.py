@@ -56,6 +56,7 @@ from annotation.models import (
     TaskType,
 )
 from cxr import prompts
+from cxr.questions import lettered
 from cxr.radrscore import answer_findings, findings_from_steps
 from cxr.vocabulary import NO_FINDING, OBSERVATIONS
 
@@ -400,7 +401,7 @@ def _records(chain_ids: list[int], images: dict[int, list[str]]) -> Iterator[Cha
             yield ChainRecord(
                 uuid=str(uuid), reference_uuid=str(reference or uuid), origin=origin,
                 purpose=purpose, status=status, case_uuid=str(case[1]), item_id=case[2],
-                source=case[3], task_type=case[4], question=case[5], options=case[6] or [],
+                source=case[3], task_type=case[4], question=lettered(case[5]), options=case[6] or [],
                 answer=case[7] or [], report=case[8] or "", prior_report=case[9] or "",
                 patient_key=case[10] or f"case:{case[1]}", images=images.get(case_id, []),
                 steps=steps[pk],

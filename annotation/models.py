@@ -16,6 +16,8 @@ from django.db import connection, models
 from django.db.models import F
 from django.utils import timezone
 
+from cxr.questions import lettered
+
 
 class StaleVersion(Exception):
     """A write was based on a version that is no longer current."""
@@ -169,6 +171,11 @@ class Case(models.Model):
     @property
     def answer_letters(self) -> str:
         return ", ".join(self.answer)
+
+    @property
+    def question_lettered(self) -> str:
+        """The question as shown and exported: unlettered options lettered as the answer is."""
+        return lettered(self.question)
 
 
 class CaseImage(models.Model):

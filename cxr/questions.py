@@ -80,6 +80,33 @@ def parse_question(text: str) -> ParsedQuestion:
     return ParsedQuestion(text.strip(), [])
 
 
+def lettered(text: str) -> str:
+    r"""The question with its options lettered as the answers are: unlettered option lines
+    ("Options:\nCardiomegaly\nEdema") become "A) Cardiomegaly", "B) Edema"; any other question
+    comes back unchanged. Readers and models then see the letters an answer "B" refers to.
+
+    >>> print(lettered("Which finding is in this chest X-ray? Options:\nEdema\nPneumothorax"))
+    Which finding is in this chest X-ray? Options:
+    A) Edema
+    B) Pneumothorax
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if _lettered_block(lines) is not None:
+        return text
+    for index, line in enumerate(lines):
+        if _OPTIONS_LABEL.search(line):
+            options, used = _unlettered_block(lines[index + 1 :])
+            if not options:
+                continue
+            block = iter(options)
+            body = [
+                f"{option.key}) {option.text}" if line.strip() and (option := next(block)) else line
+                for line in lines[index + 1 : index + 1 + used]
+            ]
+            return "\n".join([*lines[: index + 1], *body, *lines[index + 1 + used :]])
+    return text
+
+
 def _join_stem(before: list[str], after: list[str]) -> str:
     parts = ["\n".join(before).strip(), "\n".join(after).strip()]
     return "\n".join(part for part in parts if part)

@@ -358,3 +358,22 @@ def test_an_export_with_no_matching_chain_takes_no_snapshot_number(make_chain: A
     with pytest.raises(ExportError, match="no chain matches"):
         export(ExportOptions(), tmp_path / "snap")
     assert not ExportSnapshot.objects.exists()
+
+
+def test_unlettered_options_are_lettered_as_the_answer_is(make_chain: Any, alice: Any, tmp_path: Path) -> None:
+    chain = reviewed_chain(make_chain, alice)
+    unlettered = "Which finding is in this chest X-ray? Options:\nPneumothorax\nPleural Effusion"
+    type(chain.case).objects.filter(pk=chain.case.pk).update(
+        question=unlettered, options=[{"key": "A", "text": "Pneumothorax"}, {"key": "B", "text": "Pleural Effusion"}],
+        answer=["B"], task_type="single",
+    )
+    export(ExportOptions(formats=("radrbench", "grpo")), tmp_path / "snap")
+    (bench,) = rows(tmp_path / "snap", "radrbench")
+    assert bench["question"].endswith("Options:\nA) Pneumothorax\nB) Pleural Effusion")
+    assert bench["answer"] == "B"
+    (grpo,) = rows(tmp_path / "snap", "grpo")
+    assert "B) Pleural Effusion" in json.dumps(grpo["prompt"])
+    client = __import__("django.test", fromlist=["Client"]).Client()
+    client.force_login(alice)
+    page = client.get(f"/chains/{chain.uuid}/").content.decode()
+    assert "A) Pneumothorax<br>B) Pleural Effusion" in page
