@@ -186,6 +186,7 @@ class Reading:
     uuid: str
     reader: str
     status: str
+    note: str = ""  # the reader's note on their copy: why they verified or rejected it
     steps: list[_StepRow] = field(default_factory=list)
 
     @property
@@ -254,13 +255,14 @@ class Pair:
 
 def _readings(chains: QuerySet[Chain]) -> dict[int, list[Reading]]:
     """Reading copies (with their steps and reader) grouped by reference chain id."""
-    rows = list(chains.values_list("pk", "uuid", "status", "derived_from_id"))
+    rows = list(chains.values_list("pk", "uuid", "status", "derived_from_id", "note"))
     ids = [pk for pk, *_ in rows]
     readers = dict(
         Assignment.objects.filter(chain_id__in=ids).values_list("chain_id", "reader__username")
     )
     readings = {
-        pk: Reading(pk, str(uuid), readers.get(pk, "?"), status) for pk, uuid, status, _ in rows
+        pk: Reading(pk, str(uuid), readers.get(pk, "?"), status, note)
+        for pk, uuid, status, _, note in rows
     }
     steps = Step.objects.filter(chain_id__in=ids).values_list(
         "chain_id", "pk", "uuid", "source_step_id", "position", "text", "original_text",
@@ -269,7 +271,7 @@ def _readings(chains: QuerySet[Chain]) -> dict[int, list[Reading]]:
     for chain_id, *values in steps.iterator(chunk_size=5000):
         readings[chain_id].steps.append(_StepRow(values[0], str(values[1]), *values[2:]))
     grouped: dict[int, list[Reading]] = defaultdict(list)
-    for pk, _, _, reference_id in rows:
+    for pk, _, _, reference_id, _ in rows:
         grouped[reference_id].append(readings[pk])
     return grouped
 

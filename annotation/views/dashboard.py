@@ -83,8 +83,14 @@ def adjudicate(request: HttpRequest, chain: Any) -> HttpResponse:
                 messages.success(request, "Readings settled: the adjudicated chain is the one exported.")
                 return redirect("annotation:adjudicate", chain=reference.uuid)
     rows = pair.rows()
+    # A refused form comes back as it was sent: every choice, own text and the note kept.
+    entered = {
+        row.key: {field: request.POST.get(f"{row.key}-{field}", "") for field in ("take", "verdict", "text")}
+        for row in rows
+    }
     context = {
         "reference": reference, "case": reference.case, "pair": pair, "rows": rows,
+        "settle_rows": [(row, entered[row.key]) for row in rows], "readings": [pair.first, pair.second],
         "disputed": sum(1 for r in rows if r.disputed), "settled": settled,
         "settled_steps": list(settled.steps.order_by("position", "id")) if settled else [],
         "errors": errors, "posted": request.POST, "verdicts": Step.Verdict.choices[1:],

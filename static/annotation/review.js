@@ -49,7 +49,7 @@
   const editorOf = (row) => (row && row.classList.contains("editing") && row.querySelector("form.edit textarea")) || null;
   function openEditor(row) {
     const area = row.querySelector("form.edit textarea");
-    if (!area) return;
+    if (!area || area.readOnly) return;  // read-only: its edit is saving
     row.classList.add("editing");
     editHere(area);
   }
@@ -78,7 +78,15 @@
       } else if (e.key === "Enter" && !e.shiftKey) {
         if (t.matches("textarea[name=text]")) {
           e.preventDefault();
+          if (!t.form.reportValidity()) return;
           t.form.requestSubmit();
+          // The values are taken (or the save queued): the keys go back to the row at once, so
+          // `j 3` typed while it saves move on and wait for it like any other action.
+          const row = t.closest("li.step.editing");
+          if (row && t.form.matches("form.edit")) {
+            t.readOnly = true;
+            row.focus({ preventScroll: true });
+          }
         } else if (t.matches("form.note input")) {
           // Leaving the note saves it (its change event), and the keys go back to the row.
           e.preventDefault();
@@ -146,6 +154,8 @@
         releasing = true;
         try { waiting.shift()(); } finally { releasing = false; }
       }
+      // An editor still read-only was not swapped (a network error): the draft is the reader's again.
+      if (!inFlight.size) document.querySelectorAll("#chain-panel form.edit textarea[readonly]").forEach((area) => { area.readOnly = false; });
     });
   });
   // The same action again on the elements now on the page, found by the URL they post to.

@@ -34,13 +34,19 @@
       if (label && hasWindow) label.textContent = `W ${Math.round(s.ww)} / L ${Math.round(s.wc)}`;
       fig.querySelector("[data-tool=invert]").setAttribute("aria-pressed", String(s.invert));
     };
+    // Renders can finish out of order (a cold one after a cached one): only the latest asked
+    // for is shown, with the window it was asked for, so the pixels always match the label.
+    let latest = 0;
     const load = () => {
       const next = url();
-      if (img.getAttribute("src") === next) { paint(); return; }
+      const asked = ++latest;
+      if (img.getAttribute("src") === next) { fig.classList.remove("loading"); paint(); return; }
       fig.classList.add("loading");
+      const shown = { wc: s.wc, ww: s.ww };
       const pending = new Image();
       pending.onload = () => {
-        img.src = next; s.shown = { wc: s.wc, ww: s.ww };
+        if (asked !== latest) return;
+        img.src = next; s.shown = shown;
         fig.classList.remove("loading"); paint();
       };
       pending.src = next;

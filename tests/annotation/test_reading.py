@@ -33,14 +33,14 @@ def copy_of(chain: Chain, reader: Any) -> Chain:
     return chain.derived.get(purpose=Chain.Purpose.READING, assignments__reader=reader)
 
 
-def read(chain: Chain, reader: Any, verdicts: list[str], *, edit: dict[int, str] | None = None, decision: str = "verify") -> Chain:
+def read(chain: Chain, reader: Any, verdicts: list[str], *, edit: dict[int, str] | None = None, decision: str = "verify", note: str = "") -> Chain:
     copy = copy_of(chain, reader)
     for index, (step, verdict) in enumerate(zip(list(copy.live_steps()), verdicts)):
         step.mark(verdict, by=reader, expected=step.version)
         if edit and index in edit:
             step.edit(edit[index], by=reader, expected=step.version)
     copy.refresh_from_db()
-    services.finish_chain(copy, reader, decision)
+    services.finish_chain(copy, reader, decision, note=note)
     return copy
 
 
@@ -286,3 +286,84 @@ def test_a_chain_out_for_double_reading_is_not_given_to_a_single_reader(
     unassigned = client_for(carol).get("/curator/", {"assigned": "no"}).content.decode()
     assigned_page = client_for(carol).get("/curator/", {"assigned": "yes"}).content.decode()
     assert str(reference.uuid) not in unassigned and str(reference.uuid) in assigned_page
+
+
+def test_it_keeps_what_was_entered_when_the_settle_form_is_refused(
+    make_chain: Any, alice: Any, bob: Any, carol: Any, senior: Any
+) -> None:
+    reference = make_chain(steps=STEPS)
+    assign_double([reference], alice, bob, by=carol)
+    read(reference, alice, ["correct", "incorrect", "correct"])
+    read(reference, bob, ["correct", "correct", "irrelevant"])
+    second, third = [r for r in pair_for(reference).rows() if r.disputed]
+    client = client_for(senior)
+    page = client.get(f"/adjudication/{reference.uuid}/").content.decode()
+    assert "checked" not in page and f'name="{second.key}-verdict" aria-label="Verdict for step 2" required' not in page
+    sent = {
+        "outcome": "verify", "note": "Left side seen on the lateral",
+        f"{second.key}-take": "first",
+        f"{third.key}-take": "own", f"{third.key}-text": "Answer: B) No.",  # own, but no verdict
+    }
+    for headers in ({}, {"HX-Request": "true"}):
+        refused = client.post(f"/adjudication/{reference.uuid}/", sent, headers=headers)
+        html = refused.content.decode()
+        assert refused.status_code == 400 and "Choose a verdict for" in html
+        assert f'name="{second.key}-take" value="first" required checked' in html
+        assert f'name="{third.key}-take" value="own" required checked' in html
+        assert html.count(" checked") == 2
+        assert 'value="Answer: B) No."' in html and 'value="Left side seen on the lateral"' in html
+        # The browser asks for the missing verdict next time, before sending.
+        assert f'name="{third.key}-verdict" aria-label="Verdict for step 3" required' in html
+    sent[f"{third.key}-verdict"] = "incorrect"
+    refused = client.post(f"/adjudication/{reference.uuid}/", {**sent, f"{second.key}-take": ""})
+    assert refused.status_code == 400
+    assert '<option value="incorrect" selected>' in refused.content.decode()
+    assert client.post(f"/adjudication/{reference.uuid}/", sent).status_code == 302
+    settled = reference.derived.get(purpose="adjudicated")
+    assert settled.note == "Left side seen on the lateral"
+    assert [(s.text, s.verdict) for s in settled.live_steps()][2] == ("Answer: B) No.", "incorrect")
+
+
+def test_it_shows_each_readers_decision_and_note(
+    make_chain: Any, alice: Any, bob: Any, carol: Any, senior: Any
+) -> None:
+    reference = make_chain(steps=STEPS)
+    assign_double([reference], alice, bob, by=carol)
+    read(reference, alice, ["correct", "incorrect", "correct"], note="Effusion on the right")
+    read(reference, bob, ["correct", "correct", "correct"], decision="reject", note="Prior image looks mislabeled")
+    page = client_for(senior).get(f"/adjudication/{reference.uuid}/").content.decode()
+    assert "Note: “Prior image looks mislabeled”" in page and "Note: “Effusion on the right”" in page
+    assert '<strong>bob</strong> <span class="decision-rejected">rejected</span>' in page
+    assert '<strong>alice</strong> <span class="decision-verified">verified</span>' in page
+    assert "1 disputed step · <span class=\"decisions-differ\">the readers' decisions differ: alice verified, bob rejected" in page
+
+    # Two readers who decided alike: no such warning.
+    agreed = make_chain(steps=STEPS)
+    assign_double([agreed], alice, bob, by=carol)
+    read(agreed, alice, ["correct"] * 3)
+    read(agreed, bob, ["correct"] * 3)
+    page = client_for(senior).get(f"/adjudication/{agreed.uuid}/").content.decode()
+    assert "decisions differ" not in page and page.count("no note") == 2
+
+
+def test_it_labels_the_images_and_shows_both_reports_of_a_temporal_case(
+    make_chain: Any, alice: Any, bob: Any, carol: Any, senior: Any
+) -> None:
+    from annotation.models import Image, Report
+
+    images = tuple(
+        Image.objects.create(sha256=f"{n:064d}", kind=Image.Kind.PNG, width=8, height=8) for n in (1, 2)
+    )
+    reference = make_chain(steps=STEPS, task_type="temporal", images=images)
+    case = reference.case
+    case.case_images.filter(position=0).update(label="prior")
+    case.case_images.filter(position=1).update(label="current")
+    case.prior_report = Report.objects.create(text="FINDINGS: Clear lungs. IMPRESSION: Normal.")
+    case.save(update_fields=["prior_report"])
+    assign_double([reference], alice, bob, by=carol)
+    read(reference, alice, ["correct"] * 3)
+    read(reference, bob, ["correct"] * 3)
+    page = client_for(senior).get(f"/adjudication/{reference.uuid}/").content.decode()
+    assert page.index("<figcaption><strong>Prior</strong>") < page.index("<figcaption><strong>Current</strong>")
+    assert "<summary>Prior report</summary><p>FINDINGS: Clear lungs." in page
+    assert "<summary>Current report</summary><p>FINDINGS: Right pleural effusion." in page

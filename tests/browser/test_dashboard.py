@@ -78,3 +78,35 @@ def test_it_brings_the_senior_reader_to_the_cases_to_settle(page: Any, login: An
     nav.get_by_role("link", name="Adjudication").click()
     page.get_by_role("link", name=reference.case.question[:40], exact=False).click()
     expect(page).to_have_url(f"{page.url.split('/adjudication/')[0]}/adjudication/{reference.uuid}/")
+
+
+def test_it_asks_for_a_verdict_before_settling_a_step_as_own(page: Any, login: Any, make_chain: Any, alice: Any, bob: Any, carol: Any) -> None:
+    from django.contrib.auth import get_user_model
+
+    from annotation.reading import assign_double
+
+    grace = get_user_model().objects.create_user(username="grace", password="grace-password")
+    services.set_role(grace, "adjudicator")
+    reference = make_chain()
+    assign_double([reference], alice, bob, by=carol)
+    for copy, first in zip(reference.derived.order_by("id"), ("correct", "incorrect")):
+        reader = copy.assignments.get().reader
+        for step, verdict in zip(copy.live_steps(), (first, "correct", "correct")):
+            step.mark(verdict, by=reader, expected=step.version)
+        services.finish_chain(copy, reader, "verify")
+    login(page, "grace")
+    page.goto(f"/adjudication/{reference.uuid}/")
+    page.wait_for_function("() => window.htmx !== undefined")
+    page.get_by_label("own:").check()
+    page.get_by_label("Text for step 1").fill("Look at both angles.")
+    page.get_by_role("button", name="Settle and verify").click()
+    verdict = page.get_by_label("Verdict for step 1")
+    # Refused in the browser: nothing is sent, and the verdict is what is asked for.
+    assert verdict.evaluate("(select) => select.validity.valueMissing")
+    expect(page.locator("#settle-form form")).to_be_visible()
+    assert not reference.derived.filter(purpose="adjudicated").exists()
+    verdict.select_option("incorrect")
+    page.get_by_role("button", name="Settle and verify").click()
+    expect(page.get_by_text("Settled by grace")).to_be_visible()
+    settled = reference.derived.get(purpose="adjudicated")
+    assert [(s.text, s.verdict) for s in settled.live_steps()][0] == ("Look at both angles.", "incorrect")

@@ -283,6 +283,44 @@ def test_it_shows_the_image_with_invert_reset_and_window_drag(
     page.screenshot(path=str(tmp_path / "case-page-windowed.png"), full_page=True)
 
 
+def test_it_never_shows_an_older_render_that_finishes_last(
+    page: Any, login: Any, make_chain: Any, alice: Any
+) -> None:
+    image = _write_png(settings.IMAGE_STORE)
+    chain = make_chain(readers=(alice,), steps=STEPS, images=(image,))
+    base = f"/images/{image.uuid}/render/"
+    held: list[Any] = []
+
+    def hold_first_window(route: Any) -> None:
+        # The first windowed render is kept waiting; every other goes at once.
+        if "wc=" in route.request.url and not held:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(re.compile(r"/render/\?"), hold_first_window)
+    login(page, "alice")
+    open_chain(page, chain)
+    page.wait_for_function(LOADED, arg=base)
+    box = page.locator(".viewer .stage").bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    label = page.locator(".viewer .wl")
+    for dx in (60, 120):  # two drags right: 256 + 51.2, then + 102.4
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x + dx, y, steps=3)
+        page.mouse.up()
+    expect(label).to_have_text("W 410 / L 128")
+    page.wait_for_function(LOADED, arg=f"{base}?wc=128.0&ww=409.6")
+    assert len(held) == 1 and "ww=307.2" in held[0].request.url
+    with page.expect_request_finished(lambda request: "ww=307.2" in request.url):
+        held[0].continue_()
+    page.evaluate("() => new Promise((done) => setTimeout(done, 300))")  # its onload has run
+    assert page.locator(".viewer img").get_attribute("src") == f"{base}?wc=128.0&ww=409.6"
+    expect(label).to_have_text("W 410 / L 128")
+
+
 def test_it_keeps_the_case_page_under_150_kb(
     page: Any, login: Any, make_chain: Any, alice: Any
 ) -> None:

@@ -207,3 +207,51 @@ def test_it_keeps_the_editor_open_while_a_verdict_lands(
     )
     first.refresh_from_db()
     assert (first.text, first.verdict) == ("Look at the costophrenic angles. Both of them. Now.", "correct")
+
+
+def test_it_moves_on_with_keys_typed_while_an_edit_is_saving(
+    page: Any, login: Any, make_chain: Any, alice: Any
+) -> None:
+    chain = make_chain(readers=(alice,), steps=STEPS)
+    first, second, _ = chain.live_steps()
+    login(page, "alice")
+    open_chain(page, chain)
+    page.evaluate(SLOW_REQUESTS, {"parts": ["/edit/"], "ms": SLOW_MS})
+    page.keyboard.press("j")
+    page.keyboard.press("e")
+    page.keyboard.type(" Both sides.")
+    page.keyboard.press("Enter")
+    # At once, while the edit is on its way: the keys are the row's again, not the editor's.
+    assert page.evaluate("() => document.activeElement.matches('li.step')")
+    page.keyboard.press("j")
+    page.keyboard.press("3")
+    expect(row(page, first).locator(".text")).to_have_text("Look at the costophrenic angles. Both sides.")
+    expect(row(page, second)).to_have_class(verdict_class("irrelevant"))
+    expect(row(page, second)).to_be_focused()
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.text, first.verdict) == ("Look at the costophrenic angles. Both sides.", "unreviewed")
+    assert second.verdict == "irrelevant"
+
+
+def test_it_verifies_when_v_follows_an_edit_before_its_answer(
+    page: Any, login: Any, make_chain: Any, alice: Any
+) -> None:
+    chain = make_chain(readers=(alice,), steps=STEPS)
+    for step in chain.live_steps():
+        step.mark("correct", by=alice, expected=step.version)
+    login(page, "alice")
+    open_chain(page, chain)
+    page.evaluate(SLOW_REQUESTS, {"parts": ["/edit/"], "ms": SLOW_MS})
+    for key in ("j", "j", "e"):
+        page.keyboard.press(key)
+    page.keyboard.type(" Right side.")
+    # Typed as a quick reader does: each key lands while the edit is still on its way.
+    for key in ("Enter", "v"):
+        page.keyboard.press(key)
+        page.wait_for_timeout(100)
+    expect(page).to_have_url(re.compile(r"/queue/$"))
+    expect(page.get_by_role("status")).to_have_text("Chain verified.")
+    chain.refresh_from_db()
+    assert chain.status == Chain.Status.VERIFIED
+    assert chain.live_steps()[1].text == "The right angle is blunted. Right side."
