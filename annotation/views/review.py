@@ -343,8 +343,15 @@ def chain_finish(request: HttpRequest, chain: Any, action: str) -> HttpResponse:
     except WorkflowError as exc:
         return _panel_response(request, chain_obj, status=400, error=str(exc), chain_note=note)
     done = {"verify": "Chain verified.", "reject": "Chain rejected.", "skip": "Case skipped."}[action]
-    messages.success(request, done)
-    target = reverse("annotation:queue")
+    # Straight on to the reader's next case, as "Next case" would; the queue when none is left.
+    following = services.next_chain_for(request.user) if services.is_radiologist(request.user) else None
+    if following is not None:
+        previews.warm_next_for(request.user)
+        messages.success(request, f"{done} Next case.")
+        target = reverse("annotation:chain", args=[following.uuid])
+    else:
+        messages.success(request, done)
+        target = reverse("annotation:queue")
     return HttpResponseClientRedirect(target) if request.htmx else redirect(target)
 
 

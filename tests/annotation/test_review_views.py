@@ -308,8 +308,10 @@ def test_it_keeps_the_chain_note_when_skipping_as_verify_and_reject_do(make_chai
     skipped, rejected = make_chain(readers=(alice,)), make_chain(readers=(alice,))
     client = client_for(alice)
     response = client.post(reverse("annotation:chain-skip", args=[skipped.uuid]), {"note": "Lateral view missing.", "chain_version": 1}, **HX)
-    assert response.status_code == 200 and response["HX-Redirect"] == reverse("annotation:queue")
-    client.post(reverse("annotation:chain-reject", args=[rejected.uuid]), {"note": "Wrong side.", "chain_version": 1}, **HX)
+    # Straight on to the next case; after the last one, back to the queue.
+    assert response.status_code == 200 and response["HX-Redirect"] == reverse("annotation:chain", args=[rejected.uuid])
+    last = client.post(reverse("annotation:chain-reject", args=[rejected.uuid]), {"note": "Wrong side.", "chain_version": 1}, **HX)
+    assert last["HX-Redirect"] == reverse("annotation:queue")
     skipped.refresh_from_db()
     rejected.refresh_from_db()
     assert (skipped.note, rejected.note) == ("Lateral view missing.", "Wrong side.")
