@@ -11,7 +11,6 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.validators import ProhibitNullCharactersValidator
 from django.db.models import Case as SqlCase
 from django.db.models import F, When
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
@@ -32,15 +31,10 @@ from annotation.models import (
     StaleVersion,
     Step,
     WorkflowError,
+    check_text,
 )
 
 TEMPLATE = "annotation/review.html"
-
-# The page takes what the API takes: its limits are read from the API's own fields, so the two
-# cannot drift apart (PostgreSQL would take megabytes, but not a NUL character).
-STEP_TEXT_MAX = STEP_TEXT_MAX_LENGTH
-STEP_NOTE_MAX = CHAIN_NOTE_MAX = NOTE_MAX_LENGTH
-
 
 def _int(request: HttpRequest, name: str) -> int | None:
     try:
@@ -49,16 +43,10 @@ def _int(request: HttpRequest, name: str) -> int | None:
         return None
 
 
-def _text(request: HttpRequest, name: str, *, what: str, limit: int | None) -> str:
-    """A text field as the API would take it, or WorkflowError with a message for the reader."""
+def _text(request: HttpRequest, name: str, *, what: str, limit: int) -> str:
+    """A text field within the limits the API and the models share, or WorkflowError saying why."""
     value = request.POST.get(name, "")
-    try:
-        ProhibitNullCharactersValidator()(value)
-    except ValidationError as exc:
-        raise WorkflowError(exc.messages[0]) from exc  # the API's words: "Null characters are not allowed."
-    length = len(value.strip())
-    if limit is not None and length > limit:
-        raise WorkflowError(f"{what} can be at most {limit:,} characters long; this one has {length:,}.")
+    check_text(value.strip(), limit=limit, what=what)
     return value
 
 
@@ -137,7 +125,7 @@ def _panel_context(request: HttpRequest, chain: Chain, **extra: Any) -> dict[str
         "judged": judged,
         "total": len(steps),
         "can_review": services.can_review_chain(request.user, chain),
-        "limits": {"text": STEP_TEXT_MAX, "note": STEP_NOTE_MAX, "chain_note": CHAIN_NOTE_MAX},
+        "limits": {"text": STEP_TEXT_MAX_LENGTH, "note": NOTE_MAX_LENGTH, "chain_note": NOTE_MAX_LENGTH},
         "verdicts": [
             (Step.Verdict.CORRECT, "Correct", "1"),
             (Step.Verdict.INCORRECT, "Incorrect", "2"),
@@ -216,7 +204,7 @@ def step_edit(request: HttpRequest, step: Any) -> HttpResponse:
     if request.method != "POST":
         return HttpResponse(status=405)
     try:
-        text = _text(request, "text", what="A step", limit=STEP_TEXT_MAX)
+        text = _text(request, "text", what="A step", limit=STEP_TEXT_MAX_LENGTH)
     except WorkflowError as exc:
         return _row_response(request, step_obj, status=400, row_error=str(exc), editing_uuid=str(step_obj.uuid))
     try:
@@ -243,7 +231,7 @@ def step_row(request: HttpRequest, step: Any) -> HttpResponse:
 def step_note(request: HttpRequest, step: Any) -> HttpResponse:
     step_obj = _step_for(request, step)
     try:
-        note = _text(request, "note", what="A note", limit=STEP_NOTE_MAX)
+        note = _text(request, "note", what="A note", limit=NOTE_MAX_LENGTH)
         step_obj.annotate(note, by=request.user, expected=_int(request, "version") or 0)
     except StaleVersion as exc:
         return _row_response(request, step_obj, status=409, row_conflict=_conflict_text(exc))
@@ -313,7 +301,7 @@ def step_add(request: HttpRequest, chain: Any) -> HttpResponse:
         except ValidationError:  # not a UUID
             return _panel_response(request, chain_obj, status=400, error="No such step to add the new one after.")
     try:
-        text = _text(request, "text", what="A step", limit=STEP_TEXT_MAX)
+        text = _text(request, "text", what="A step", limit=STEP_TEXT_MAX_LENGTH)
         services.add_step(chain_obj, text, by=request.user, expected=_int(request, "chain_version") or 0, after=after)
     except StaleVersion:
         return _panel_response(request, chain_obj, status=409, conflict="The chain changed since you loaded it; the step was not added. This is the current chain.", draft=request.POST.get("text", ""))
@@ -333,7 +321,7 @@ def chain_finish(request: HttpRequest, chain: Any, action: str) -> HttpResponse:
         except ValueError:
             pass
     try:
-        note = _text(request, "note", what="A note", limit=CHAIN_NOTE_MAX)
+        note = _text(request, "note", what="A note", limit=NOTE_MAX_LENGTH)
     except WorkflowError as exc:
         return _panel_response(request, chain_obj, status=400, error=str(exc))
     try:

@@ -1,5 +1,9 @@
-"""What browser tests wait for on the app's pages."""
+"""What browser tests wait for on the app's pages, and how they find a case page's parts."""
 
+from __future__ import annotations
+
+import re
+from typing import Any
 
 # The page's scripts are deferred: htmx first, then review.js, which binds the keys and marks the
 # review as ready. A page without a review (a verified chain, read only) needs htmx alone.
@@ -22,3 +26,24 @@ SLOW_REQUESTS = """({parts, ms}) => {
         setTimeout(() => send.call(this, body), ms);
     };
 }"""
+
+
+STEPS = ("Look at the costophrenic angles.", "The right angle is blunted.", "Answer: A) Yes.")
+
+
+def open_chain(page: Any, chain: Any) -> None:
+    """Open a chain's case page and wait until its keys are bound."""
+    page.goto(f"/chains/{chain.uuid}/")
+    page.wait_for_function(REVIEW_READY)
+
+
+def row(page: Any, step: Any) -> Any:
+    return page.locator(f"#step-{step.uuid}")
+
+
+def button(scope: Any, name: str) -> Any:
+    return scope.get_by_role("button", name=name, exact=True)
+
+
+def verdict_class(verdict: str) -> re.Pattern[str]:
+    return re.compile(rf"\bverdict-{verdict}\b")

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from annotation.models import Chain, Image, Step
-from tests.browser.pages import REVIEW_READY
+from annotation.models import Chain, Image
+from tests.browser.pages import REVIEW_READY, STEPS, button, open_chain, row, verdict_class
 
 pytestmark = pytest.mark.browser
 
@@ -21,25 +21,7 @@ expect: Any = pytest.importorskip(
     "playwright.sync_api", reason="the playwright package is not installed"
 ).expect
 
-STEPS = ("Look at the costophrenic angles.", "The right angle is blunted.", "Answer: A) Yes.")
 PAGE_WEIGHT_LIMIT = 150_000  # bytes of HTML + CSS + JS for one case page, images excluded
-
-
-def open_chain(page: Any, chain: Chain) -> None:
-    page.goto(f"/chains/{chain.uuid}/")
-    page.wait_for_function(REVIEW_READY)
-
-
-def row(page: Any, step: Step) -> Any:
-    return page.locator(f"#step-{step.uuid}")
-
-
-def button(scope: Any, name: str) -> Any:
-    return scope.get_by_role("button", name=name, exact=True)
-
-
-def verdict_class(verdict: str) -> re.Pattern[str]:
-    return re.compile(rf"\bverdict-{verdict}\b")
 
 
 def test_it_reviews_a_chain_from_the_queue_to_verified(

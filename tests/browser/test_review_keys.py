@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from annotation.models import Chain
-from tests.browser.pages import REVIEW_READY, SLOW_REQUESTS
+from tests.browser.pages import (
+    SLOW_REQUESTS,
+    STEPS,
+    button,
+    open_chain,
+    row,
+    verdict_class,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -17,25 +24,7 @@ expect: Any = pytest.importorskip(
     "playwright.sync_api", reason="the playwright package is not installed"
 ).expect
 
-STEPS = ("Look at the costophrenic angles.", "The right angle is blunted.", "Answer: A) Yes.")
 SLOW_MS = 300  # longer than a key press takes, far shorter than the tests' timeouts
-
-
-def open_chain(page: Any, chain: Chain) -> None:
-    page.goto(f"/chains/{chain.uuid}/")
-    page.wait_for_function(REVIEW_READY)
-
-
-def row(page: Any, step: Any) -> Any:
-    return page.locator(f"#step-{step.uuid}")
-
-
-def button(scope: Any, name: str) -> Any:
-    return scope.get_by_role("button", name=name, exact=True)
-
-
-def verdict_class(verdict: str) -> re.Pattern[str]:
-    return re.compile(rf"\bverdict-{verdict}\b")
 
 
 def test_it_saves_a_step_note_on_leaving_it_and_on_enter_without_reloading(

@@ -173,26 +173,24 @@ def paper_like_judge(messages: list[dict[str, Any]]) -> str:
     return json.dumps({"correct": "yes"})
 
 
-def _llm(endpoint: FakeEndpoint, predictions: Path, out: Path, cache: Path) -> int:
-    return main(
-        [
-            "score",
-            "--predictions",
-            str(predictions),
-            "--out",
-            str(out),
-            "--judge",
-            "llm",
-            "--judge-base-url",
-            endpoint.url,
-            "--judge-model",
-            "judge-4o",
-            "--cache-dir",
-            str(cache),
-            "--max-retries",
-            "0",
-        ]
-    )
+def _llm(endpoint: FakeEndpoint, predictions: Path, out: Path, cache: Path | None) -> int:
+    """`score --judge llm` against the fake endpoint; no `cache`: the default cache folder."""
+    args = [
+        "score",
+        "--predictions",
+        str(predictions),
+        "--out",
+        str(out),
+        "--judge",
+        "llm",
+        "--judge-base-url",
+        endpoint.url,
+        "--judge-model",
+        "judge-4o",
+    ]
+    if cache is not None:
+        args += ["--cache-dir", str(cache), "--max-retries", "0"]
+    return main(args)
 
 
 def test_the_llm_judge_computes_components_as_the_paper_does(
@@ -429,28 +427,10 @@ def test_it_refuses_an_empty_var_dir(
     monkeypatch.setenv("WORKBENCH_VAR_DIR", " ")
     predictions = _write(tmp_path / "p.jsonl", [{**EFFUSION_CASE, "pred": GOOD}])
     with pytest.raises(SystemExit) as stopped:
-        _llm_default_cache(endpoint, predictions, tmp_path / "scores.jsonl")
+        _llm(endpoint, predictions, tmp_path / "scores.jsonl", None)
     assert stopped.value.code == 2
     assert "WORKBENCH_VAR_DIR is set but empty" in capsys.readouterr().err
     assert endpoint.requests == []
-
-
-def _llm_default_cache(endpoint: FakeEndpoint, predictions: Path, out: Path) -> int:
-    return main(
-        [
-            "score",
-            "--predictions",
-            str(predictions),
-            "--out",
-            str(out),
-            "--judge",
-            "llm",
-            "--judge-base-url",
-            endpoint.url,
-            "--judge-model",
-            "judge-4o",
-        ]
-    )
 
 
 def test_the_llm_judge_asks_again_for_a_damaged_cache_entry(
